@@ -1,0 +1,110 @@
+"""Declaring an incident: one row, its steps, its timeline and its timers, in one transaction.
+
+At most one open incident per dedup key (the trigger): the unique column refuses a second insert, and the
+caller gets the open incident instead.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from bot.engine import timeline
+from bot.engine.procedure import procedure_for
+from bot.engine.services import Services
+from bot.store.models import Incident, StepState
+
+
+@dataclass(frozen=True)
+class Declaration:
+    level: str
+    declared_by: str
+    title: str
+    trigger_id: str | None = None
+    scenario_id: str | None = None
+    description: str = ""
+    evidence: str = ""
+    version: str | None = None
+    origin_channel_id: str | None = None
+    is_drill: bool = False
+    dedup_key: str | None = None
+
+
+def new_incident_id(now_str: str) -> str:
+    return f"inc-{now_str}-{secrets.token_hex(2)}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class Incidents:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    async def declare(self, d: Declaration) -> tuple[Incident, bool]:
+        """Returns (incident, created). A duplicate by dedup key returns the open incident, created=False."""
+        runbook, now = self.svc.runbook, self.svc.clock.now()
+        runbook.level(d.level)  # unknown level: KeyError before anything is written
+        procedure = procedure_for(runbook, d.scenario_id)
+        first_phase = procedure.phases[0]
+        incident = Incident(
+            id=new_incident_id(now.strftime("%Y%m%d-%H%M%S")),
+            title=d.title, runbook=runbook.name, trigger_id=d.trigger_id, level=d.level,
+            scenario_id=d.scenario_id, declared_by=d.declared_by, declared_at=now, version=d.version,
+            description=d.description, evidence=d.evidence, origin_channel_id=d.origin_channel_id,
+            is_drill=d.is_drill, dedup_key=d.dedup_key, phase_id=first_phase.id,
+        )
+        try:
+            async with self.svc.db.session() as session:
+                session.add(incident)
+                await session.flush()
+                for step in procedure.steps():
+                    active = step in first_phase.steps
+                    session.add(StepState(incident_id=incident.id, step_id=step.id,
+                                          status="active" if active else "pending",
+                                          started_at=now if active else None))
+                level = runbook.level(d.level)
+                scenario = f", scenario {procedure.scenario.title}" if procedure.scenario else ""
+                timeline.record(session, incident.id, now, "declared",
+                                f"{'Drill' if d.is_drill else 'Incident'} declared: {d.title} "
+                                f"({level.title}{scenario})",
+                                actor=d.declared_by, trigger=d.trigger_id, level=d.level, scenario=d.scenario_id)
+                timeline.record(session, incident.id, now, "phase_started",
+                                f"Phase {first_phase.number}: {first_phase.title} started", phase=first_phase.id)
+                for hook in self.svc.on_declare:
+                    await hook(session, incident)
+        except IntegrityError:
+            if d.dedup_key is None:
+                raise
+            existing = await self.open_by_dedup_key(d.dedup_key)
+            if existing is None:  # closed between our insert and this read: a fresh declaration may proceed
+                return await self.declare(d)
+            return existing, False
+        return incident, True
+
+    async def open_by_dedup_key(self, key: str) -> Incident | None:
+        async with self.svc.db.session() as session:
+            return (await session.exec(select(Incident).where(Incident.dedup_key == key))).first()
+
+    async def get(self, incident_id: str) -> Incident | None:
+        async with self.svc.db.session() as session:
+            return await session.get(Incident, incident_id)
+
+    async def by_channel(self, channel_id: str) -> Incident | None:
+        async with self.svc.db.session() as session:
+            return (await session.exec(select(Incident).where(Incident.channel_id == channel_id))).first()
+
+    async def open_incidents(self) -> list[Incident]:
+        async with self.svc.db.session() as session:
+            rows = await session.exec(select(Incident).where(Incident.status == "open")
+                                      .order_by(col(Incident.declared_at).desc()))
+            return list(rows.all())
+
+    async def note(self, incident_id: str, kind: str, text: str, actor: str | None = None, **data: object) -> None:
+        async with self.svc.db.session() as session:
+            timeline.record(session, incident_id, self.svc.clock.now(), kind, text, actor=actor, **data)

@@ -1,0 +1,79 @@
+"""Who holds a role right now: the roster's user IDs, Slack user-group members and email look-ups, cached briefly,
+plus per-incident overrides. Always by immutable user ID, never by display name."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from slack_sdk.errors import SlackApiError
+from sqlmodel import select
+
+from bot.coord import Coordinator
+from bot.roster import Roster
+from bot.slack.gateway import SlackGateway
+from bot.store.db import Database
+from bot.store.models import RoleOverride
+
+log = logging.getLogger(__name__)
+TIERS = ("primary", "secondary")
+
+
+class RoleDirectory:
+    def __init__(self, roster: Roster, slack: SlackGateway, db: Database, cache: Coordinator, ttl: float) -> None:
+        self.roster = roster
+        self.slack = slack
+        self.db = db
+        self.cache = cache
+        self.ttl = ttl
+
+    async def tier(self, role: str, tier: str) -> list[str]:
+        resolved = await asyncio.gather(*(self._resolve(c) for c in self.roster.contacts(role, tier)))
+        return list(dict.fromkeys(u for group in resolved for u in group))
+
+    async def members(self, role: str, incident_id: str | None = None) -> list[str]:
+        tiers = await asyncio.gather(*(self.tier(role, t) for t in TIERS))
+        users = [u for tier in tiers for u in tier]
+        if incident_id:
+            users += await self.overrides(incident_id, role)
+        return list(dict.fromkeys(users))
+
+    async def roles_of(self, user: str, roles: list[str], incident_id: str | None = None) -> list[str]:
+        return [r for r in roles if user in await self.members(r, incident_id)]
+
+    async def holders(self, roles: list[str], incident_id: str | None = None) -> dict[str, list[str]]:
+        found = await asyncio.gather(*(self.members(r, incident_id) for r in roles))
+        return dict(zip(roles, found, strict=True))
+
+    async def warm(self, roles: list[str]) -> None:
+        """Resolve every role once at start-up so the first incident does not wait on look-ups."""
+        await self.holders(roles)
+
+    async def overrides(self, incident_id: str, role: str) -> list[str]:
+        async with self.db.session() as session:
+            rows = await session.exec(select(RoleOverride.user_id).where(
+                RoleOverride.incident_id == incident_id, RoleOverride.role == role))
+            return list(rows.all())
+
+    async def _resolve(self, contact: object) -> list[str]:
+        user = getattr(contact, "user", None)
+        if user:
+            return [user]
+        group = getattr(contact, "usergroup", None)
+        email = getattr(contact, "email", None)
+        key = f"roles:group:{group}" if group else f"roles:email:{email}"
+        cached = await self.cache.cache_get(key)
+        if cached is not None:
+            return list(cached)
+        try:
+            if group:
+                response = await self.slack.client.usergroups_users_list(usergroup=group)
+                users = list(response["users"])
+            else:
+                response = await self.slack.client.users_lookupByEmail(email=email)
+                users = [response["user"]["id"]]
+        except SlackApiError as exc:
+            log.warning("could not resolve %s: %s", key, exc.response.get("error"))
+            users = []
+        await self.cache.cache_set(key, users, self.ttl)
+        return users
