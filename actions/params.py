@@ -19,6 +19,9 @@ from actions.redact import MASK, Redactor
 ParamType = Literal["string", "int", "float", "bool", "choice", "list[int]"]
 PARAM_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "choice", "list[int]")
 
+# The runbook schema (bot/runbook/model.py) spells the types differently; both spellings are accepted.
+TYPE_ALIASES: dict[str, str] = {"integer": "int", "number": "float", "boolean": "bool", "int_list": "list[int]"}
+
 ParamValue = str | int | float | bool | list[int]
 
 # Characters a shell (or a careless script) would interpret. A string parameter without a pattern may not
@@ -67,6 +70,9 @@ class ParamDef:
     _compiled: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "type", TYPE_ALIASES.get(str(self.type), str(self.type)))
+        if self.choices is not None:
+            object.__setattr__(self, "choices", tuple(str(c) for c in self.choices) or None)
         if not _NAME_RE.fullmatch(self.name):
             raise ParamError(self.name, "definition", "name must be an identifier")
         if self.type not in PARAM_TYPES:
@@ -84,7 +90,7 @@ class ParamDef:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ParamDef:
-        """Build from a runbook's YAML mapping (choices given as a list)."""
+        """Build from a runbook's mapping, e.g. `ParamDef.from_mapping(param.model_dump())`."""
         known = {
             "name",
             "type",
@@ -102,10 +108,7 @@ class ParamDef:
         unknown = set(data) - known
         if unknown:
             raise ParamError(str(data.get("name", "?")), "definition", f"unknown keys {sorted(unknown)}")
-        kwargs = dict(data)
-        if kwargs.get("choices") is not None:
-            kwargs["choices"] = tuple(str(c) for c in kwargs["choices"])
-        return cls(**kwargs)
+        return cls(**data)
 
     @property
     def has_default(self) -> bool:
@@ -273,9 +276,7 @@ def check_argv_template(template: Sequence[str], param_names: Iterable[str]) -> 
             if i == 0:
                 raise TemplateError("the program (argv[0]) must be literal")
         elif "{" in token or "}" in token:
-            raise TemplateError(
-                f"argv token {token!r} mixes text and a placeholder; use a separate '{{name}}' argument"
-            )
+            raise TemplateError(f"argv token {token!r} mixes text and a placeholder; use a separate '{{name}}' argument")
 
 
 def render_argv(template: Sequence[str], values: Mapping[str, ParamValue]) -> list[str]:
