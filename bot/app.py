@@ -1,0 +1,107 @@
+"""The composition root: builds the store, Slack client, engine modules, Bolt app, web routes and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.async_app import AsyncApp
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings, require_slack
+from bot.coord import Coordinator, LocalCoordinator
+from bot.engine.incidents import Incidents
+from bot.engine.intake import AlertIntake
+from bot.engine.roles import RoleDirectory
+from bot.engine.services import Services
+from bot.engine.timers import TimerService
+from bot.engine.warroom import WarRoom
+from bot.roster import load_roster
+from bot.runbook.loader import load_runbook
+from bot.slack.gateway import SlackGateway, make_client
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Rollbot:
+    def __init__(self, settings: Settings, clock: Clock | None = None, coord: Coordinator | None = None,
+                 db_schema: str | None = None) -> None:
+        require_slack(settings)
+        assert settings.slack_bot_token and settings.slack_signing_secret
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.database_url, schema=db_schema)
+        runbook = load_runbook(settings.runbook_path)
+        roster = load_roster(settings.roster_path, runbook)
+        client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+        slack = SlackGateway(client, self.db)
+        coord = coord or LocalCoordinator(self.clock.monotonic)
+        roles = RoleDirectory(roster, slack, self.db, coord, settings.role_cache_seconds)
+        timers = TimerService(self.db, self.clock, settings.replica_id)
+        self.svc = Services(settings=settings, clock=self.clock, db=self.db, runbook=runbook, roster=roster,
+                            slack=slack, roles=roles, coord=coord, timers=timers)
+        self.incidents = Incidents(self.svc)
+        self.warroom = WarRoom(self.svc)
+        self.intake = AlertIntake(self.svc, self.incidents)
+        timers.on("warroom_retry", self.warroom.on_retry_timer)
+        self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
+                             process_before_response=False, ignoring_self_events_enabled=True)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._scheduler: AsyncIOScheduler | None = None
+        self.ready = False
+        self._register_handlers()
+
+    def _register_handlers(self) -> None:
+        from handlers import alerts, commands, health, slack_events
+
+        commands.register(self)
+        slack_events.register(self)
+        self.web = web.Application(client_max_size=1 << 20)
+        slack_events.add_routes(self.web, self)
+        alerts.add_routes(self.web, self)
+        health.add_routes(self.web, self)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, scheduler: bool = True) -> None:
+        await self.db.upgrade()
+        await self.svc.slack.identify()
+        roles = sorted({r.id for r in self.svc.runbook.roles})
+        await self.svc.roles.warm(roles)
+        if scheduler:
+            self._scheduler = AsyncIOScheduler()
+            self._scheduler.add_job(self.svc.timers.tick, "interval", seconds=self.settings.tick_seconds,
+                                    max_instances=1, coalesce=True, id="timer-tick")
+            self._scheduler.start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._scheduler:
+            self._scheduler.shutdown(wait=False)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        await self.svc.coord.close()
+        await self.db.dispose()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Work that continues after the ack; kept referenced so it is not garbage-collected mid-flight."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def idle(self) -> None:
+        """Wait for background work to finish (tests and the demo use it instead of sleeping)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))

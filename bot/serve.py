@@ -1,0 +1,42 @@
+"""`rollbot serve`: the bot over HTTP (and Socket Mode when SLACK_APP_TOKEN is set), until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from bot.app import Rollbot
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_SECONDS = 8  # inside the 10 s a scheduler gives a stopping replica
+
+
+async def serve(settings: Settings) -> None:
+    bot = Rollbot(settings)
+    await bot.start()
+    runner = web.AppRunner(bot.web, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    site = web.TCPSite(runner, "0.0.0.0", settings.port)
+    await site.start()
+    socket_mode = None
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        socket_mode = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
+        await socket_mode.connect_async()
+    log.info("rollbot serving on port %s%s", settings.port, " and Socket Mode" if socket_mode else "")
+    print(f"rollbot listening on http://127.0.0.1:{settings.port} (POST /slack/events, /alerts/<source>)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: no new requests, finishing acks and background work")
+    if socket_mode:
+        await socket_mode.close_async()
+    await runner.cleanup()  # stops accepting, lets in-flight requests finish
+    await bot.stop()

@@ -1,0 +1,86 @@
+"""`/rollback`: parse, ack at once, then hand the work to the engine after the ack."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.engine.incidents import Declaration
+from handlers.command_parser import USAGE, Command, CommandError, parse
+
+if TYPE_CHECKING:
+    from bot.app import Rollbot
+
+Ack = Callable[..., Awaitable[None]]
+Subcommand = Callable[["Rollbot", Command, dict[str, Any], Ack], Awaitable[None]]
+
+
+def register(bot: Rollbot) -> None:
+    @bot.bolt.command("/rollback")
+    async def rollback(ack: Ack, command: dict[str, Any]) -> None:
+        try:
+            parsed = parse(command.get("text", ""), bot.svc.runbook)
+        except CommandError as exc:
+            await ack(response_type="ephemeral", text=f":x: {exc}\n\n{USAGE}")
+            return
+        handler = SUBCOMMANDS.get(parsed.name) or bot.svc.extras.get("commands", {}).get(parsed.name)
+        if handler is None:
+            await ack(response_type="ephemeral", text=f"`{parsed.name}` is not available in this deployment.")
+            return
+        await handler(bot, parsed, command, ack)
+
+
+async def _help(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    await ack(response_type="ephemeral", text=USAGE)
+
+
+def declaration_for(bot: Rollbot, cmd: Command, user: str, channel: str | None, drill: bool = False) -> Declaration:
+    runbook = bot.svc.runbook
+    scenario = runbook.scenario(cmd.scenario) if cmd.scenario else None
+    trigger = runbook.trigger(scenario.triggers[0]) if scenario and scenario.triggers else None
+    level = cmd.level or (trigger.level if trigger else runbook.levels[0].id)
+    title = cmd.text or (scenario.title if scenario else "Rollback declared by hand")
+    return Declaration(level=level, declared_by=user, title=title[:200], scenario_id=cmd.scenario,
+                       trigger_id=trigger.id if trigger else None, description=cmd.text, version=cmd.version,
+                       origin_channel_id=channel, is_drill=drill)
+
+
+async def _start(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    declaration = declaration_for(bot, cmd, command["user_id"], command.get("channel_id"))
+    level = bot.svc.runbook.level(declaration.level)
+    await ack(response_type="ephemeral", text=f":rotating_light: Declaring a *{level.title}* rollback incident…")
+
+    async def work() -> None:
+        incident, _ = await bot.incidents.declare(declaration)
+        await bot.warroom.open(incident.id, command.get("response_url"))
+
+    bot.spawn(work())
+
+
+async def _list(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    incidents = await bot.incidents.open_incidents()
+    if not incidents:
+        await ack(response_type="ephemeral", text="No open rollback incidents.")
+        return
+    lines = [f"• *{i.id}* {'[DRILL] ' if i.is_drill else ''}{i.title} ({i.level}, {i.stage})"
+             + (f" <#{i.channel_id}>" if i.channel_id else "") for i in incidents[:40]]
+    await ack(response_type="ephemeral", text="*Open rollback incidents*\n" + "\n".join(lines))
+
+
+async def _status(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    from bot.views.status import status_text
+
+    incident = await bot.incidents.by_channel(command.get("channel_id", ""))
+    if incident is None:
+        await ack(response_type="ephemeral", text="Run `/rollback status` in an incident channel (see `/rollback list`).")
+        return
+    snap = await bot.svc.snapshot(incident.id, with_holders=False)
+    await ack(response_type="ephemeral", text=status_text(snap))
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "help": _help,
+    "start": _start,
+    "list": _list,
+    "status": _status,
+}
