@@ -49,6 +49,7 @@ class Rollbot:
         self.warroom = WarRoom(self.svc)
         self.intake = AlertIntake(self.svc, self.incidents)
         timers.on("warroom_retry", self.warroom.on_retry_timer)
+        # Engine modules added by later features attach here (each subscribes to svc.events / timers itself).
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -59,12 +60,12 @@ class Rollbot:
     def _register_handlers(self) -> None:
         from handlers import alerts, commands, health, slack_events
 
-        commands.register(self)
-        slack_events.register(self)
+        # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
+        for module in (commands, slack_events):
+            module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
-        slack_events.add_routes(self.web, self)
-        alerts.add_routes(self.web, self)
-        health.add_routes(self.web, self)
+        for routes in (slack_events, alerts, health):
+            routes.add_routes(self.web, self)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

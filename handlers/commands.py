@@ -23,7 +23,7 @@ def register(bot: Rollbot) -> None:
         except CommandError as exc:
             await ack(response_type="ephemeral", text=f":x: {exc}\n\n{USAGE}")
             return
-        handler = SUBCOMMANDS.get(parsed.name) or bot.svc.extras.get("commands", {}).get(parsed.name)
+        handler = SUBCOMMANDS.get(parsed.name)
         if handler is None:
             await ack(response_type="ephemeral", text=f"`{parsed.name}` is not available in this deployment.")
             return
@@ -76,6 +76,11 @@ async def _status(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack)
         return
     snap = await bot.svc.snapshot(incident.id, with_holders=False)
     await ack(response_type="ephemeral", text=status_text(snap))
+
+
+def add_subcommand(name: str, handler: Subcommand) -> None:
+    """Feature modules add their `/rollback <name>` here from their own register(bot)."""
+    SUBCOMMANDS[name] = handler
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.coord import Coordinator
+from bot.engine.events import EventBus
 from bot.engine.roles import RoleDirectory
 from bot.engine.snapshot import Snapshot, load_snapshot
 from bot.engine.timers import TimerService
@@ -21,7 +21,6 @@ from bot.store.db import Database
 from bot.store.models import Incident
 
 DeclareHook = Callable[[AsyncSession, Incident], Awaitable[None]]
-IncidentHook = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -35,12 +34,9 @@ class Services:
     roles: RoleDirectory
     coord: Coordinator
     timers: TimerService
-    # Domain modules hook in here instead of importing each other:
-    on_declare: list[DeclareHook] = field(default_factory=list)  # same transaction as the new incident
-    on_war_room_ready: list[IncidentHook] = field(default_factory=list)
-    on_phase_started: list[Callable[[str, str], Awaitable[None]]] = field(default_factory=list)
-    on_closed: list[IncidentHook] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    events: EventBus = field(default_factory=EventBus)  # see bot/engine/events.py for the event names
+    # Run inside the transaction that creates an incident (timers, approval requests...):
+    on_declare: list[DeclareHook] = field(default_factory=list)
 
     async def snapshot(self, incident_id: str, with_holders: bool = True) -> Snapshot:
         snap = await load_snapshot(self.db, self.runbook, incident_id, self.clock.now())

@@ -48,11 +48,10 @@ class WarRoom:
             await self._failed(incident_id, exc)
             return False
         if ready:
-            for hook in self.svc.on_war_room_ready:
-                try:
-                    await hook(incident_id)
-                except Exception:  # one module's failure must not stop the others
-                    log.exception("war-room-ready hook failed for %s", incident_id)
+            snap = await self.svc.snapshot(incident_id, with_holders=False)
+            await self.svc.events.emit("war_room_ready", incident_id=incident_id)
+            await self.svc.events.emit("phase_started", incident_id=incident_id, phase_id=snap.incident.phase_id)
+            await self.svc.events.emit("moment", incident_id=incident_id, moment="declared")
         return ready
 
     async def _open(self, incident_id: str, response_url: str | None) -> bool:
