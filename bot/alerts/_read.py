@@ -63,6 +63,13 @@ def string(d: Mapping[str, Any], key: str, path: str, *, required: bool = False,
     return value
 
 
+def required_string(d: Mapping[str, Any], key: str, path: str) -> str:
+    """A present, non-empty string."""
+    value = string(d, key, path, required=True, nonempty=True)
+    assert value is not None  # string() raised otherwise; this only narrows the type
+    return value
+
+
 def array(d: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> list[Any]:
     value = get(d, key, path, required=required)
     if value is None and not required:

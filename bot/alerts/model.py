@@ -47,6 +47,9 @@ class NormalizedAlert:
     starts_at: datetime | None = None
     url: str | None = None
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; equal alerts still hash equal
+        return hash((self.source, self.fingerprint, self.status, self.name, self.value, self.starts_at))
+
     @property
     def firing(self) -> bool:
         return self.status == "firing"

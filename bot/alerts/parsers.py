@@ -178,15 +178,13 @@ def parse_pagerduty(body: Any) -> list[NormalizedAlert]:
     """PagerDuty webhook v3: one incident event; event types other than triggered/reopened/resolved give []."""
     doc = r.obj(body, "")
     event = r.obj(r.get(doc, "event", "", required=True), "event")
-    event_type = r.string(event, "event_type", "event", required=True, nonempty=True)
-    assert event_type is not None
+    event_type = r.required_string(event, "event_type", "event")
     status = _PAGERDUTY_STATUS.get(event_type)
     if status is None:
         return []
     data = r.obj(r.get(event, "data", "event", required=True), "event.data")
-    incident_id = r.string(data, "id", "event.data", required=True, nonempty=True)
-    title = r.string(data, "title", "event.data", required=True, nonempty=True)
-    assert incident_id is not None and title is not None
+    incident_id = r.required_string(data, "id", "event.data")
+    title = r.required_string(data, "title", "event.data")
     labels = {"event_type": event_type}
     service = r.get(data, "service", "event.data", required=False)
     if service is not None:
@@ -374,8 +372,7 @@ def _generic_one(item: Any, path: str) -> NormalizedAlert:
     unknown = sorted(set(doc) - _GENERIC_KEYS)
     if unknown:
         raise AlertParseError(r.join(path, unknown[0]), f"unknown key (allowed: {', '.join(sorted(_GENERIC_KEYS))})")
-    name = r.string(doc, "name", path, required=True, nonempty=True)
-    assert name is not None
+    name = r.required_string(doc, "name", path)
     labels = r.str_map(doc, "labels", path)
     annotations = r.str_map(doc, "annotations", path)
     value = r.number(doc.get("value"), r.join(path, "value"))

@@ -270,3 +270,67 @@ def test_alertmanager_missing_labels_is_refused() -> None:
     del body["alerts"][0]["labels"]
     with pytest.raises(AlertParseError, match=r"^alerts\[0\]\.labels: is required$"):
         parse_alertmanager(body)
+
+
+# --- robustness: any wrong type anywhere ---------------------------------------------------------------------
+
+_WRONG = [None, 0, 1.5, True, "x", "", [], {}, ["x"], {"k": "v"}]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+def _replaced(body: Any, path: tuple[Any, ...], new: Any) -> Any:
+    body = copy.deepcopy(body)
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return body
+
+
+_GOOD = {
+    "alertmanager": am_body(),
+    "grafana": {"alerts": [{"status": "firing", "labels": {"alertname": "A", "value_ref": "B"},
+                            "annotations": {}, "values": {"B": 2.5}, "valueString": "[ var='B' labels={} value=2.5 ]",
+                            "panelURL": "", "fingerprint": "g"}], "commonLabels": {}},
+    "pagerduty": pd_body(),
+    "datadog": DD_FULL,
+    "generic": {"name": "X", "status": "firing", "summary": "s", "labels": {"a": "b"}, "annotations": {"c": "d"},
+                "value": 1, "fingerprint": "f", "url": "u", "starts_at": "2024-05-01T10:00:00Z"},
+}
+
+
+@pytest.mark.parametrize("source", sorted(_GOOD))
+def test_any_value_of_any_type_at_any_path_gives_alerts_or_alert_parse_error(source: str) -> None:
+    """Replace every field of a good payload, one at a time, by values of every JSON type: the parser returns a
+    list or raises AlertParseError, never KeyError/TypeError/AttributeError."""
+    parser = PARSERS[source]
+    assert parser(_GOOD[source]), "the good payload itself parses to alerts"
+    tried = refusals = 0
+    for path in _paths(_GOOD[source]):
+        for new in _WRONG:
+            tried += 1
+            try:
+                result = parser(_replaced(_GOOD[source], path, new))
+            except AlertParseError:
+                refusals += 1
+            else:
+                assert isinstance(result, list)
+    assert tried > 50 and refusals > 0
+
+
+def test_normalized_alerts_are_immutable_and_hashable() -> None:
+    [a] = parse_alertmanager(am_body())
+    [b] = parse_alertmanager(am_body())
+    assert a == b and len({a, b}) == 1
+    with pytest.raises(AttributeError):
+        a.status = "resolved"  # type: ignore[misc]
