@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
+from bot.engine.checklists import Checklists
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
 from bot.engine.roles import RoleDirectory
@@ -50,6 +51,7 @@ class Rollbot:
         self.intake = AlertIntake(self.svc, self.incidents)
         timers.on("warroom_retry", self.warroom.on_retry_timer)
         # Engine modules added by later features attach here (each subscribes to svc.events / timers itself).
+        self.checklists = Checklists(self.svc, self.warroom)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -58,10 +60,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, commands, health, slack_events
+        from handlers import alerts, checklists, commands, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events):
+        for module in (commands, slack_events, checklists):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):

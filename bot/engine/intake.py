@@ -41,7 +41,7 @@ class AlertIntake:
         match = match_trigger(alert, runbook.triggers)
         if not match:
             await self._store(alert, None, None, "unmatched")
-            result.unmatched.append({"name": alert.name, "reason": match.reason if match is not None else "no trigger"})
+            result.unmatched.append({"name": alert.name, "reason": match.reason})
             return
         trigger = runbook.trigger(match.trigger_id)
         key = dedup_key(trigger.id)

@@ -1,0 +1,303 @@
+"""Live checklists: ticks, step completion and skips, phase progression, and the step/phase/target timers.
+
+Every change is a conditional write first; messages are re-rendered from the store afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.engine import timeline, timers
+from bot.engine.once import claim_once
+from bot.engine.procedure import Procedure, items_of, procedure_for
+from bot.engine.services import Services
+from bot.engine.warroom import WarRoom
+from bot.runbook.model import Phase, Step, item_id
+from bot.store.models import ChecklistItemState, Incident, StepState, Timer
+from bot.views.common import duration, mentions
+
+log = logging.getLogger(__name__)
+OPEN = ("pending", "active")
+
+
+class Refused(Exception):
+    """The click or command is not allowed; the message says why, for the user who made it."""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    changed: list[tuple[str, bool]]  # (item id, now checked)
+    step_completed: bool
+
+
+class Checklists:
+    def __init__(self, svc: Services, warroom: WarRoom) -> None:
+        self.svc = svc
+        self.warroom = warroom
+        svc.on_declare.append(self._schedule_first_phase)
+        svc.timers.on("step_due", self.on_step_due)
+        svc.timers.on("phase_due", self.on_phase_due)
+        svc.timers.on("target", self.on_target)
+        svc.events.on("closed", self._cancel_timers)
+
+    # --- ticking ------------------------------------------------------------------------------
+
+    async def tick(self, incident_id: str, step_id: str, task_id: str, selected: set[str], user: str) -> TickResult:
+        """Apply a checkbox element's full selection (what Slack sends) for one task of one step."""
+        incident, procedure = await self._incident(incident_id)
+        step = self._step(procedure, step_id)
+        task = next((t for t in step.tasks if t.id == task_id), None)
+        if task is None:
+            raise Refused(f"Step {step.number} has no task `{task_id}`.")
+        task_items = {item_id(task.id, i) for i in range(len(task.items))}
+        if not selected <= task_items:
+            raise Refused("That checklist item is not part of this step.")
+        now = self.svc.clock.now()
+        changed: list[tuple[str, bool]] = []
+        async with self.svc.db.session() as session:
+            state = await self._step_state(session, incident_id, step_id)
+            if state.status not in OPEN or incident.status != "open":
+                raise Refused(f"Step {step.number} is already {state.status}.")
+            rows = {r.item_id: r for r in (await session.exec(select(ChecklistItemState).where(
+                ChecklistItemState.incident_id == incident_id, ChecklistItemState.step_id == step_id,
+                col(ChecklistItemState.item_id).in_(task_items)))).all()}
+            for iid in sorted(task_items):
+                want = iid in selected
+                row = rows.get(iid)
+                if (row.checked if row else False) == want:
+                    continue
+                if row is None:
+                    row = ChecklistItemState(incident_id=incident_id, step_id=step_id, item_id=iid)
+                    session.add(row)
+                row.checked, row.by, row.at = want, user, now
+                changed.append((iid, want))
+                text = dict(items_of(step))[iid]
+                timeline.record(session, incident_id, now, "item_ticked" if want else "item_unticked",
+                                f"Step {step.number}: {'☑' if want else '☐'} {text}", actor=user,
+                                step=step_id, item=iid)
+        completed = False
+        if changed and step.kind != "decision" and await self._all_ticked(incident_id, step):
+            completed = await self.complete_step(incident_id, step_id, user, "done", "all items ticked",
+                                                 authorize=False, refresh=False)
+        return TickResult(changed=changed, step_completed=completed)
+
+    async def _all_ticked(self, incident_id: str, step: Step) -> bool:
+        wanted = {iid for iid, _ in items_of(step)}
+        async with self.svc.db.session() as session:
+            ticked = set((await session.exec(select(ChecklistItemState.item_id).where(
+                ChecklistItemState.incident_id == incident_id, ChecklistItemState.step_id == step.id,
+                ChecklistItemState.checked == True))).all())  # noqa: E712
+        return wanted <= ticked
+
+    # --- completing steps and phases -------------------------------------------------------------
+
+    async def may_complete(self, incident_id: str, step: Step, user: str) -> bool:
+        roles = [step.owner, *self.svc.runbook.incident_lead_roles]
+        return bool(await self.svc.roles.roles_of(user, roles, incident_id))
+
+    async def complete_step(self, incident_id: str, step_id: str, user: str | None, status: str = "done",
+                            reason: str | None = None, authorize: bool = True, refresh: bool = True) -> bool:
+        """Mark a step done or skipped (once: a conditional update); advance the phase when it was the last."""
+        incident, procedure = await self._incident(incident_id)
+        step = self._step(procedure, step_id)
+        if authorize:
+            if user is None or not await self.may_complete(incident_id, step, user):
+                titles = [self.svc.runbook.role(r).title for r in (step.owner, *self.svc.runbook.incident_lead_roles)]
+                raise Refused(f"Only the {' or '.join(dict.fromkeys(titles))} can mark Step {step.number} {status}.")
+            if step.kind == "decision" and status == "done":
+                raise Refused(f"Step {step.number} completes when the rollback decision is made.")
+            if status == "skipped" and not (reason and reason.strip()):
+                raise Refused("A skip needs a reason.")
+        now = self.svc.clock.now()
+        async with self.svc.db.session() as session:
+            result = await session.exec(update(StepState).where(  # type: ignore[call-overload]
+                StepState.incident_id == incident_id, StepState.step_id == step_id,
+                col(StepState.status).in_(OPEN)).values(status=status, completed_at=now, completed_by=user,
+                                                        reason=reason))
+            if result.rowcount != 1:
+                return False
+            late = now - (incident.declared_at + timedelta(minutes=step.window.end))
+            verb = "skipped" if status == "skipped" else "done"
+            text = f"Step {step.number}: {step.title} {verb}" + (f" — {reason}" if reason else "")
+            if late.total_seconds() > 0:
+                text += f" ({duration(late.total_seconds())} after its window)"
+            timeline.record(session, incident_id, now, f"step_{verb}", text, actor=user, step=step_id,
+                            late_seconds=max(0, late.total_seconds()))
+            await timers.cancel(session, incident_id, key_prefix=f"{incident_id}:step_due:{step_id}")
+        await self.svc.events.emit("step_completed", incident_id=incident_id, step_id=step_id, status=status)
+        advanced = await self.advance_if_phase_done(incident_id)
+        if refresh or not advanced:
+            await self.warroom.refresh(incident_id, steps=[step_id])
+        return True
+
+    async def advance_if_phase_done(self, incident_id: str) -> bool:
+        incident, procedure = await self._incident(incident_id)
+        if incident.status != "open" or incident.phase_id is None:
+            return False
+        phase = procedure.phase(incident.phase_id)
+        async with self.svc.db.session() as session:
+            states = (await session.exec(select(StepState).where(
+                StepState.incident_id == incident_id,
+                col(StepState.step_id).in_([s.id for s in phase.steps])))).all()
+        if len(states) < len(phase.steps) or any(s.status in OPEN for s in states):
+            return False
+        return await self.start_phase(incident_id, procedure.next_phase(phase.id), from_phase=phase)
+
+    async def start_phase(self, incident_id: str, phase: Phase | None, from_phase: Phase) -> bool:
+        """Move the incident from `from_phase` to `phase` (None: the procedure is complete). Once only."""
+        now = self.svc.clock.now()
+        incident, procedure = await self._incident(incident_id)
+        async with self.svc.db.session() as session:
+            values: dict[str, object] = {"phase_id": phase.id if phase else from_phase.id}
+            if phase is None:
+                values["data"] = {**incident.data, "procedure_complete": True}
+            stage = self._stage_after(procedure, incident, phase)
+            if stage:
+                values["stage"] = stage
+            if from_phase.replaced_by_scenario:
+                values["rollback_completed_at"] = now
+            # The phase id does not change at the end, so that race is decided by a claim.
+            final_key = f"{incident_id}:procedure_complete"
+            if phase is None and not await claim_once(session, final_key, self.svc.settings.replica_id, now):
+                return False
+            result = await session.exec(update(Incident).where(  # type: ignore[call-overload]
+                Incident.id == incident_id, Incident.phase_id == from_phase.id).values(**values))
+            if result.rowcount != 1:
+                return False
+            timeline.record(session, incident_id, now, "phase_done",
+                            f"Phase {from_phase.number}: {from_phase.title} complete", phase=from_phase.id)
+            if phase is None:
+                timeline.record(session, incident_id, now, "procedure_complete", "Every phase of the procedure is done")
+            else:
+                await session.exec(update(StepState).where(  # type: ignore[call-overload]
+                    StepState.incident_id == incident_id, StepState.status == "pending",
+                    col(StepState.step_id).in_([s.id for s in phase.steps])).values(status="active", started_at=now))
+                timeline.record(session, incident_id, now, "phase_started",
+                                f"Phase {phase.number}: {phase.title} started", phase=phase.id)
+                await self._schedule_phase(session, incident, phase)
+        if from_phase.replaced_by_scenario:
+            await self.svc.events.emit("moment", incident_id=incident_id, moment="rollback_completed")
+        await self.warroom.refresh(incident_id, steps=[s.id for s in from_phase.steps])
+        if phase is not None:
+            snap = await self.svc.snapshot(incident_id)
+            for step in phase.steps:  # in order: the channel reads top to bottom
+                await self.warroom.post_step(snap, step.id)
+            await self.svc.events.emit("phase_started", incident_id=incident_id, phase_id=phase.id)
+        else:
+            await self.svc.events.emit("procedure_complete", incident_id=incident_id)
+        return True
+
+    def _stage_after(self, procedure: Procedure, incident: Incident, phase: Phase | None) -> str | None:
+        if incident.decision != "approved":
+            return None
+        phases = list(procedure.phases)
+        execution = next((i for i, p in enumerate(phases) if p.replaced_by_scenario), None)
+        if phase is None:
+            return "stabilizing"
+        index = phases.index(phase)
+        if execution is None or index <= execution:
+            return "rolling_back"
+        return "stabilizing" if index == len(phases) - 1 else "validating"
+
+    # --- timers -----------------------------------------------------------------------------------
+
+    async def _schedule_first_phase(self, session: AsyncSession, incident: Incident) -> None:
+        procedure = procedure_for(self.svc.runbook, incident.scenario_id)
+        await self._schedule_phase(session, incident, procedure.phases[0])
+        objectives = self.svc.runbook.objectives
+        for minutes in sorted({objectives.target_minutes.start, objectives.target_minutes.end, objectives.rto_minutes}):
+            await timers.schedule(session, key=f"{incident.id}:target:{minutes:g}", kind="target",
+                                  due_at=incident.declared_at + timedelta(minutes=minutes), incident_id=incident.id,
+                                  payload={"minutes": minutes})
+
+    async def _schedule_phase(self, session: AsyncSession, incident: Incident, phase: Phase) -> None:
+        for step in phase.steps:
+            await timers.schedule(session, key=f"{incident.id}:step_due:{step.id}", kind="step_due",
+                                  due_at=incident.declared_at + timedelta(minutes=step.window.end),
+                                  incident_id=incident.id, payload={"step_id": step.id})
+        await timers.schedule(session, key=f"{incident.id}:phase_due:{phase.id}", kind="phase_due",
+                              due_at=incident.declared_at + timedelta(minutes=phase.window.end),
+                              incident_id=incident.id, payload={"phase_id": phase.id})
+
+    async def on_step_due(self, timer: Timer) -> None:
+        assert timer.incident_id
+        snap = await self.svc.snapshot(timer.incident_id)
+        step = snap.procedure.step(timer.payload["step_id"])
+        state = snap.steps.get(step.id)
+        if state is None or state.status != "active" or snap.incident.status != "open":
+            return
+        late = (snap.now - snap.due_at(step)).total_seconds()
+        text = (f":alarm_clock: Step {step.number}: {step.title} is overdue by {duration(late)} "
+                f"(window {step.window.start:g}–{step.window.end:g} min). "
+                f"{self.svc.runbook.role(step.owner).title}: {mentions(snap.holders.get(step.owner, []))}")
+        await self._reply_in_thread(snap.incident.id, f"step:{step.id}", text)
+        async with self.svc.db.session() as session:
+            timeline.record(session, snap.incident.id, snap.now, "step_overdue", f"Step {step.number} overdue",
+                            step=step.id)
+        await self.warroom.refresh(snap.incident.id, steps=[step.id])
+
+    async def on_phase_due(self, timer: Timer) -> None:
+        assert timer.incident_id
+        snap = await self.svc.snapshot(timer.incident_id, with_holders=False)
+        phase = snap.procedure.phase(timer.payload["phase_id"])
+        if snap.incident.status != "open" or snap.incident.phase_id != phase.id:
+            return
+        done = [s for s in phase.steps if snap.steps.get(s.id) and snap.steps[s.id].status not in OPEN]
+        await self._reply_in_thread(snap.incident.id, "header",
+                                    f":hourglass: Phase {phase.number}: {phase.title} passed its window "
+                                    f"({phase.window.end:g} min) with {len(done)}/{len(phase.steps)} steps done.")
+
+    async def on_target(self, timer: Timer) -> None:
+        assert timer.incident_id
+        snap = await self.svc.snapshot(timer.incident_id, with_holders=False)
+        if snap.incident.status != "open":
+            return
+        minutes = timer.payload["minutes"]
+        rto = self.svc.runbook.objectives.rto_minutes
+        phase = snap.procedure.phase(snap.incident.phase_id) if snap.incident.phase_id else None
+        done, total = snap.done_count()
+        what = "the RTO" if minutes == rto else f"the {minutes:g}-minute target"
+        await self._reply_in_thread(snap.incident.id, "header",
+                                    f":stopwatch: {minutes:g} minutes elapsed — {what}. Now in "
+                                    f"{f'Phase {phase.number}: {phase.title}' if phase else 'no phase'}, "
+                                    f"steps {done}/{total} done.")
+        await self.warroom.refresh(snap.incident.id)
+
+    async def _reply_in_thread(self, incident_id: str, key: str, text: str) -> None:
+        ref = await self.svc.slack.message_ref(incident_id, key)
+        if ref is not None:
+            await self.svc.slack.reply(ref.channel, ref.ts, text)
+
+    async def _cancel_timers(self, incident_id: str) -> None:
+        async with self.svc.db.session() as session:
+            await timers.cancel(session, incident_id)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    async def _incident(self, incident_id: str) -> tuple[Incident, Procedure]:
+        async with self.svc.db.session() as session:
+            incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise Refused("No such incident.")
+        return incident, procedure_for(self.svc.runbook, incident.scenario_id)
+
+    @staticmethod
+    def _step(procedure: Procedure, step_id: str) -> Step:
+        try:
+            return procedure.step(step_id)
+        except KeyError:
+            raise Refused("That step is not part of this incident's procedure.") from None
+
+    @staticmethod
+    async def _step_state(session: AsyncSession, incident_id: str, step_id: str) -> StepState:
+        state = (await session.exec(select(StepState).where(
+            StepState.incident_id == incident_id, StepState.step_id == step_id))).first()
+        if state is None:
+            raise Refused("That step is not part of this incident's procedure.")
+        return state

@@ -1,0 +1,112 @@
+"""Checklist clicks: tick items, mark a step done, skip it with a reason, and the header's Status button."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.models.views import View
+
+from bot.engine.checklists import Refused
+from bot.views.common import truncate
+from bot.views.status import status_text
+from bot.views.step import parse_checklist_block_id
+from handlers.interaction import click_from, incident_for_message, refuse
+
+if TYPE_CHECKING:
+    from bot.app import Rollbot
+
+RENDER_WITHIN_ACK_SECONDS = 1.0  # the message is re-rendered before the ack when Slack answers quickly
+
+
+def register(bot: Rollbot) -> None:
+    app = bot.bolt
+
+    @app.action("checklist_tick")
+    async def tick(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        click = click_from(body, action)
+        parsed = parse_checklist_block_id(action.get("block_id", ""))
+        incident = await incident_for_message(bot, click, f"step:{parsed[0]}") if parsed else None
+        if parsed is None or incident is None:
+            await ack()
+            await refuse(bot, click, "That checklist does not belong to an incident here.")
+            return
+        step_id, task_id = parsed
+        selected = {o["value"] for o in action.get("selected_options") or []}
+        try:
+            await bot.checklists.tick(incident.id, step_id, task_id, selected, click.user)
+        except Refused as exc:
+            await ack()
+            await refuse(bot, click, str(exc))
+            bot.spawn(bot.warroom.refresh(incident.id, steps=[step_id], header=False))  # undo the client's tick
+            return
+        render = bot.spawn(bot.warroom.refresh(incident.id, steps=[step_id]))
+        await asyncio.wait([render], timeout=RENDER_WITHIN_ACK_SECONDS)
+        await ack()
+
+    @app.action("step_done")
+    async def done(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+        incident = await incident_for_message(bot, click, f"step:{click.value}")
+        if incident is None:
+            await refuse(bot, click, "That step does not belong to an incident here.")
+            return
+        try:
+            await bot.checklists.complete_step(incident.id, click.value, click.user, "done")
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
+
+    @app.action("step_skip")
+    async def skip(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+        incident = await incident_for_message(bot, click, f"step:{click.value}")
+        if incident is None or click.trigger_id is None:
+            await refuse(bot, click, "That step does not belong to an incident here.")
+            return
+        step = (await bot.svc.snapshot(incident.id, with_holders=False)).procedure.step(click.value)
+        await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=skip_modal(
+            incident.id, click.value, f"Step {step.number}: {step.title}"))
+
+    @app.view("step_skip")
+    async def skip_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()
+        if not reason:
+            await ack(response_action="errors", errors={"reason": "Say why the step is skipped."})
+            return
+        try:
+            await bot.checklists.complete_step(meta["incident"], meta["step"], body["user"]["id"], "skipped", reason)
+        except (Refused, KeyError) as exc:
+            await ack(response_action="errors", errors={"reason": truncate(str(exc), 150)})
+            return
+        await ack()
+
+    @app.action("incident_status")
+    async def status_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+        incident = await incident_for_message(bot, click, "header")
+        if incident is None:
+            await refuse(bot, click, "That header does not belong to an incident here.")
+            return
+        snap = await bot.svc.snapshot(incident.id, with_holders=False)
+        if click.channel:
+            await bot.svc.slack.ephemeral(click.channel, click.user, status_text(snap))
+
+
+def skip_modal(incident_id: str, step_id: str, title: str) -> View:
+    from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBlock
+
+    return View(
+        type="modal", callback_id="step_skip", title="Skip a step", submit="Skip step", close="Cancel",
+        private_metadata=json.dumps({"incident": incident_id, "step": step_id}),
+        blocks=[
+            SectionBlock(text=truncate(f"*{title}*\nThe skip and its reason go on the incident timeline.", 3000)),
+            InputBlock(block_id="reason", label="Reason",
+                       element=PlainTextInputElement(action_id="reason", multiline=True, max_length=500)),
+        ],
+    )
+
