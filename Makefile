@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean migration
 
 $(VENV): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,3 +22,11 @@ lint: $(VENV)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Pre-release the schema is one initial migration, regenerated from the models (after a release: append revisions).
+migration: $(VENV)
+	rm -f bot/migrations/versions/0001_initial_schema.py /tmp/rollbot-migration.db
+	$(BIN)/python -c "from alembic import command; from bot.store.db import alembic_config; \
+	command.revision(alembic_config('sqlite:////tmp/rollbot-migration.db'), message='initial schema', autogenerate=True, rev_id='0001')"
+	sed -i 's/^Revises: $$/Revises:/' bot/migrations/versions/0001_initial_schema.py
+	$(BIN)/ruff check --fix -q bot/migrations || true
