@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.engine.incidents import Declaration
-from handlers.command_parser import USAGE, Command, CommandError, parse
+from bot.views.declare import CALLBACK_ID, NO_SCENARIO, declare_modal, submitted_values
+from handlers.command_parser import USAGE, VERSION_RE, Command, CommandError, parse
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -16,6 +18,35 @@ Subcommand = Callable[["Rollbot", Command, dict[str, Any], Ack], Awaitable[None]
 
 
 def register(bot: Rollbot) -> None:
+    @bot.bolt.view(CALLBACK_ID)
+    async def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = submitted_values(view["state"]["values"])
+        version = values.get("version", "").strip() or None
+        if version and not VERSION_RE.match(version):
+            await ack(response_action="errors", errors={"version": "Not a version: expected e.g. v2.3.1"})
+            return
+        scenario = values.get("scenario") if values.get("scenario") != NO_SCENARIO else None
+        runbook = bot.svc.runbook
+        if (scenario and scenario not in {s.id for s in runbook.scenarios}) or \
+                values.get("level") not in {lv.id for lv in runbook.levels} or \
+                (values.get("trigger") and values["trigger"] not in {t.id for t in runbook.triggers}):
+            await ack(response_action="errors", errors={"scenario": "Pick from the lists."})
+            return
+        await ack()
+        cmd = Command(name="start", scenario=scenario, level=values.get("level"), version=version,
+                      text=values.get("description", "").strip())
+        declaration = declaration_for(bot, cmd, body["user"]["id"], view.get("private_metadata") or None)
+        if values.get("trigger"):
+            trigger = runbook.trigger(values["trigger"])
+            declaration = replace(declaration, trigger_id=trigger.id,
+                                  title=declaration.title if cmd.text else trigger.title)
+
+        async def work() -> None:
+            incident, _ = await bot.incidents.declare(declaration)
+            await bot.warroom.open(incident.id)
+
+        bot.spawn(work())
+
     @bot.bolt.command("/rollback")
     async def rollback(ack: Ack, command: dict[str, Any]) -> None:
         try:
@@ -28,6 +59,12 @@ def register(bot: Rollbot) -> None:
             await ack(response_type="ephemeral", text=f"`{parsed.name}` is not available in this deployment.")
             return
         await handler(bot, parsed, command, ack)
+
+
+async def _modal(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    await ack()
+    await bot.svc.slack.client.views_open(trigger_id=command["trigger_id"],
+                                          view=declare_modal(bot.svc.runbook, command.get("channel_id", "")))
 
 
 async def _help(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
@@ -84,6 +121,7 @@ def add_subcommand(name: str, handler: Subcommand) -> None:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "modal": _modal,
     "help": _help,
     "start": _start,
     "list": _list,
