@@ -39,6 +39,9 @@ _PREFIXED_PATTERNS: tuple[str, ...] = (
     r"""(?i)(\b[\w.-]*(?:secret|token|key)[\w.-]*["']?\s*[=:]\s*["']?)([A-Za-z0-9+/_.=-]{16,})""",
 )
 
+# Keys of JSON-like values whose value is a credential whatever it looks like.
+_SENSITIVE_KEY = re.compile(r"(?i)pass(word|wd)?$|secret|token|api[_-]?key|authorization|private[_-]?key|credential")
+
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL)
@@ -70,7 +73,10 @@ class Redactor:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):
-            return {k: self.redact_value(v) for k, v in value.items()}
+            return {
+                k: MASK if _SENSITIVE_KEY.search(str(k)) and value[k] is not None else self.redact_value(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.redact_value(v) for v in value]
         return value

@@ -60,7 +60,7 @@ class ActionResult:
     error: str | None = None  # why it could not run or finish (spawn failure, transport error, ...)
     attempts: int = 1
     check: CheckResult | None = None  # for check actions: passed / failed / inconclusive
-    plan: Plan | None = None  # set for dry runs
+    plan: Plan | None = None  # what ran (or, for a dry run, would have); set by ActionRunner
 
     @property
     def ok(self) -> bool:

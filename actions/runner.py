@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 import httpx
 
@@ -126,6 +127,10 @@ class ActionRunner:
         return self._client
 
     async def _run(self, spec: ActionSpec, redactor: Redactor, on_line: OnLine | None, cancel: asyncio.Event) -> ActionResult:
+        result = await self._execute(spec, redactor, on_line, cancel)
+        return replace(result, plan=spec.plan(redactor))  # the record says exactly what ran
+
+    async def _execute(self, spec: ActionSpec, redactor: Redactor, on_line: OnLine | None, cancel: asyncio.Event) -> ActionResult:
         started = self._monotonic()
         try:
             if isinstance(spec, ShellSpec):

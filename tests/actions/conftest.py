@@ -80,7 +80,7 @@ async def server() -> AsyncIterator[LocalServer]:
     app.router.add_post("/releases/{version}/rollback", echo)
     app.router.add_get("/slow", slow)
     app.router.add_get("/health", health)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)  # do not wait out deliberately slow handlers
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -156,8 +156,17 @@ def test_secret_parameters_are_masked_for_storage_and_fed_to_the_redactor() -> N
 
 def test_from_mapping_accepts_the_runbook_schema_dump() -> None:
     d = ParamDef.from_mapping(
-        {"name": "pct", "type": "int_list", "description": "", "pattern": None, "choices": [], "default": "25,50",
-         "default_from_file": None, "default_now": None, "secret": False}
+        {
+            "name": "pct",
+            "type": "int_list",
+            "description": "",
+            "pattern": None,
+            "choices": [],
+            "default": "25,50",
+            "default_from_file": None,
+            "default_now": None,
+            "secret": False,
+        }
     )
     assert d.type == "list[int]" and d.choices is None
     assert resolve_params([d], {}, LAUNCH_DIR, NOW) == {"pct": [25, 50]}

@@ -33,8 +33,8 @@ class Lines:
         self.lines.append(line)
         self._changed.set()
 
-    async def wait_for(self, pattern: str, timeout: float = 5.0) -> re.Match[str]:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, pattern: str, within_s: float = 5.0) -> re.Match[str]:
+        async with asyncio.timeout(within_s):
             while True:
                 for line in self.lines:
                     if m := re.search(pattern, line):
@@ -73,7 +73,9 @@ async def test_timeout_terminates_the_script_and_its_grandchild() -> None:
     env = {**FAST, "ROLLBOT_HANG": "rollback-database"}
     spec = ShellSpec(
         _script("rollback-database.sh", "--restore-point", "backup-20261127-0300", "--confirm-data-loss"),
-        env=env, timeout_s=1.0, kill_grace_s=2.0,
+        env=env,
+        timeout_s=1.0,
+        kill_grace_s=2.0,
     )
     task = asyncio.create_task(run_shell(spec, on_line=lines))
     child = int((await lines.wait_for(r"child sleep pid (\d+)")).group(1))
@@ -169,9 +171,7 @@ async def test_a_value_full_of_metacharacters_is_one_literal_argument(tmp_path: 
 
 async def test_the_real_script_refuses_the_injected_version_itself(tmp_path: Path) -> None:
     pwned = tmp_path / "pwned"
-    spec = ShellSpec(
-        _script("rollback-application.sh", "--version", f"$(touch {pwned})", "--confirm-rollback"), env=FAST
-    )
+    spec = ShellSpec(_script("rollback-application.sh", "--version", f"$(touch {pwned})", "--confirm-rollback"), env=FAST)
     result = await run_shell(spec)
     assert result.outcome is Outcome.FAILED and result.exit_code == 2
     assert "--version: invalid value" in result.output

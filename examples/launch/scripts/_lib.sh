@@ -21,6 +21,7 @@ fi
 # --- flag declarations -------------------------------------------------------------------------------
 # rb_value_flag NAME REGEX required|optional "help"   --name VALUE (or --name=VALUE), VALUE must match REGEX
 # rb_bool_flag  NAME required|optional "help"         --name
+# rb_optvalue_flag NAME REGEX "help"                  --name, --name VALUE or --name=VALUE (RB_ARGS: "" if bare)
 rb_value_flag() {
     RB_KIND[$1]=value RB_PATTERN[$1]=$2 RB_REQUIRED[$1]=$3 RB_HELP[$1]=$4
     RB_ORDER+=("$1")
@@ -29,14 +30,19 @@ rb_bool_flag() {
     RB_KIND[$1]=bool RB_REQUIRED[$1]=$2 RB_HELP[$1]=$3
     RB_ORDER+=("$1")
 }
+rb_optvalue_flag() {
+    RB_KIND[$1]=optvalue RB_PATTERN[$1]=$2 RB_REQUIRED[$1]=optional RB_HELP[$1]=$3
+    RB_ORDER+=("$1")
+}
 
 rb_usage() {
     local name synopsis="" metavar
     for name in "${RB_ORDER[@]}"; do
         metavar=""
-        if [[ ${RB_KIND[$name]} == value ]]; then
+        if [[ ${RB_KIND[$name]} != bool ]]; then
             metavar=" ${name^^}"
             metavar=${metavar//-/_}
+            [[ ${RB_KIND[$name]} == optvalue ]] && metavar=" [${metavar# }]"
         fi
         if [[ ${RB_REQUIRED[$name]} == required ]]; then
             synopsis+=" --$name$metavar"
@@ -88,6 +94,8 @@ rb_parse() {
         if [[ $kind == bool ]]; then
             ((has_value == 0)) || rb_usage_error "--$name takes no value"
             RB_ARGS[$name]=1
+        elif [[ $kind == optvalue && $has_value == 0 && (! $# -gt 0 || ${1:-} == -*) ]]; then
+            RB_ARGS[$name]=""
         else
             if ((has_value == 0)); then
                 (($#)) || rb_usage_error "--$name needs a value"

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 RB_SUMMARY="Snapshot the primary database; the snapshot is named after TIMESTAMP (default: now, UTC)."
-rb_value_flag timestamp '^[0-9]{8}([-_T]?[0-9]{4,6})?Z?$' optional "snapshot timestamp, e.g. 20261127-0312"
+rb_optvalue_flag timestamp '^[0-9]{8}([-_T]?[0-9]{4,6})?Z?$' "name the snapshot after this time (bare: now, UTC)"
 rb_parse "$@"
 
 stamp=$(rb_arg timestamp)
