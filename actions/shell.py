@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import re
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ MAX_LINE_BYTES = 16 * 1024  # longer lines are split so one runaway line cannot 
 NOTE_PREFIX = "[rollbot]"
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POLL_S = 0.02
+_PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 _DRAIN_S = 2.0
 
 
@@ -222,16 +225,19 @@ async def _group_gone(proc: asyncio.subprocess.Process, pgid: int, within_s: flo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     while True:
-        if proc.returncode is not None and not group_has_live_members(pgid):
+        if proc.returncode is not None and not group_has_live_members(pgid, leader=proc.pid):
             return True
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(_POLL_S)
 
 
-def group_has_live_members(pgid: int) -> bool:
-    """True while any process of group `pgid` is alive. Zombies count as gone: they are dead, only unreaped
-    (orphaned grandchildren are reaped by init, not by us)."""
+def group_has_live_members(pgid: int, *, leader: int | None = None) -> bool:
+    """True while any process of group `pgid` is alive.
+
+    Zombies count as gone (they are dead, only unreaped). Zombies re-parented to us, which happens when
+    `enable_subreaper()` is on, are reaped here; `leader` is skipped because asyncio reaps it.
+    """
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():  # not Linux: ask the kernel, zombies included
         try:
@@ -241,6 +247,8 @@ def group_has_live_members(pgid: int) -> bool:
         except PermissionError:
             return True
         return True
+    me = os.getpid()
+    alive = False
     for entry in os.scandir(proc_dir):
         if not entry.name.isdigit():
             continue
@@ -251,9 +259,28 @@ def group_has_live_members(pgid: int) -> bool:
             continue  # exited while we looked
         # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+        if len(fields) < 3 or int(fields[2]) != pgid:
+            continue
+        pid = int(entry.name)
+        if fields[0] != b"Z":
+            alive = True
+        elif int(fields[1]) == me and pid != leader:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+    return alive
+
+
+def enable_subreaper(enabled: bool = True) -> bool:
+    """Linux: make this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER).
+
+    A script's grandchildren outlive it only as orphans; by default they go to PID 1, which in some
+    containers never reaps them and zombies pile up. With this on (call once at bot start), they come to
+    us and run_shell reaps them with the rest of the group. Returns False where unsupported.
+    """
+    if sys.platform != "linux":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) == 0
 
 
 class _LineSink:

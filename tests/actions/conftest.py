@@ -26,6 +26,11 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
+def pid_exists(pid: int) -> bool:
+    """Still in the process table at all, zombies included."""
+    return Path(f"/proc/{pid}").exists()
+
+
 @dataclass
 class LocalServer:
     url: str

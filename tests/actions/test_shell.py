@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from actions.params import ParamDef, render_argv, resolve_params, secret_values
 from actions.redact import Redactor
 from actions.result import Outcome
-from actions.shell import ShellSpec, run_shell
-from tests.actions.conftest import FAST, LAUNCH_DIR, SCRIPTS_DIR, pid_alive
+from actions.shell import ShellSpec, enable_subreaper, run_shell
+from tests.actions.conftest import FAST, LAUNCH_DIR, SCRIPTS_DIR, pid_alive, pid_exists
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
@@ -85,6 +86,27 @@ async def test_timeout_terminates_the_script_and_its_grandchild() -> None:
     assert not pid_alive(child), "the grandchild sleep survived the timeout"
     assert result.pid is not None and not pid_alive(result.pid)
     assert "[rollbot] timed out after 1s" in result.output
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    if not enable_subreaper():
+        pytest.skip("PR_SET_CHILD_SUBREAPER needs Linux")
+    try:
+        yield
+    finally:
+        enable_subreaper(False)
+
+
+@pytest.mark.usefixtures("subreaper")
+async def test_as_subreaper_the_killed_grandchild_is_reaped_not_left_a_zombie() -> None:
+    lines = Lines()
+    argv = ("bash", "-c", "sleep 300 & echo child $!; wait")
+    task = asyncio.create_task(run_shell(ShellSpec(argv, timeout_s=0.3, kill_grace_s=1), on_line=lines))
+    child = int((await lines.wait_for(r"child (\d+)")).group(1))
+    result = await task
+    assert result.outcome is Outcome.TIMED_OUT
+    assert not pid_exists(child), "the grandchild is still in the process table (a zombie)"
 
 
 async def test_a_group_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
