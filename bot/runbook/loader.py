@@ -21,6 +21,7 @@ from bot.runbook.model import Runbook
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "runbooks" / "bookedbarber-v2.yml"
 
 Loc = Sequence[str | int]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RunbookError(Exception):
@@ -55,16 +56,20 @@ def load_runbook(path: str | Path) -> Runbook:
 def parse_yaml(text: str, shown: str) -> tuple[dict[str, Any], yaml.Node]:
     """The document as data plus its node tree (for line numbers); refuses syntax errors, duplicate keys,
     an empty document and a top level that is not a mapping."""
+    # One parse gives both the node tree and the data; libyaml's loader when present (5x faster).
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
         raise RunbookError([f"{shown}: {where}YAML syntax error: {what}"]) from None
     except yaml.YAMLError as exc:
         raise RunbookError([f"{shown}: YAML error: {exc}"]) from None
+    finally:
+        loader.dispose()
     if root is None or data is None:
         raise RunbookError([f"{shown}: the file is empty (expected a runbook mapping)"])
     if not isinstance(data, dict):
@@ -72,18 +77,19 @@ def parse_yaml(text: str, shown: str) -> tuple[dict[str, Any], yaml.Node]:
         raise RunbookError([f"{shown}: (top level): expected a mapping of runbook keys, found a {kind} (line 1)"])
     duplicates = list(_duplicate_keys(root, ()))
     if duplicates:
-        raise RunbookError([format_problem(shown, root, loc, f"duplicate key {key!r}") for loc, key in duplicates])
+        raise RunbookError([f"{shown}: {format_path(loc)}: duplicate key {str(key.value)!r} (line "
+                            f"{key.start_mark.line + 1})" for loc, key in duplicates])
     return data, root
 
 
-def _duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...]) -> Iterator[tuple[Loc, str]]:
+def _duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...]) -> Iterator[tuple[Loc, yaml.Node]]:
     # PyYAML silently keeps the last of two equal keys; in a procedure that hides a whole block.
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
-                yield (*loc, key), key
+                yield (*loc, key), key_node
             seen.add(key)
             yield from _duplicate_keys(value_node, (*loc, key))
     elif isinstance(node, yaml.SequenceNode):
