@@ -273,8 +273,6 @@ def check_argv_template(template: Sequence[str], param_names: Iterable[str]) -> 
         if name is not None:
             if name not in names:
                 raise TemplateError(f"argv token {token!r} names an unknown parameter")
-            if i == 0:
-                raise TemplateError("the program (argv[0]) must be literal")
         elif "{" in token or "}" in token:
             raise TemplateError(f"argv token {token!r} mixes text and a placeholder; use a separate '{{name}}' argument")
 

@@ -7,7 +7,6 @@ the `on_line` callback (wrap it in a ProgressThrottle for the thread).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -166,6 +165,8 @@ class ActionRunner:
         the_plan = spec.plan(redactor)
         line = f"[rollbot] dry run, would run: {the_plan.command}"
         if on_line is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await on_line(line)
+            except Exception:  # a broken progress display must not break the action
+                log.exception("on_line callback failed")
         return ActionResult(Outcome.DRY_RUN, None, 0.0, line, plan=the_plan)

@@ -134,11 +134,19 @@ def test_render_argv_substitutes_whole_arguments() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    [["./x.sh", "--version={version}"], ["./x.sh", "v{version}"], ["./x.sh", "{version}{version}"], ["{version}"]],
+    [["./x.sh", "--version={version}"], ["./x.sh", "v{version}"], ["./x.sh", "{version}{version}"], ["{ version}"]],
 )
 def test_templates_that_splice_values_into_text_are_refused(template: list[str]) -> None:
     with pytest.raises(TemplateError):
         check_argv_template(template, ["version"])
+
+
+def test_an_args_list_may_start_with_a_value() -> None:
+    """The runbook keeps the script apart from its args, so args[0] may be a parameter."""
+    assert render_argv(["{restore_point}", "--confirm-data-loss"], {"restore_point": "backup-1"}) == [
+        "backup-1",
+        "--confirm-data-loss",
+    ]
 
 
 def test_template_naming_an_unknown_parameter_is_refused() -> None:
