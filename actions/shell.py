@@ -151,7 +151,8 @@ async def run_shell(
         try:
             await stop_group(proc, pgid, spec.kill_grace_s)
         finally:
-            _signal_group(pgid, signal.SIGKILL)
+            if group_has_live_members(pgid, leader=proc.pid):  # only while the id is still this group's
+                _signal_group(pgid, signal.SIGKILL)
             reader.cancel()
         raise
     finally:

@@ -138,6 +138,19 @@ async def test_cancel_stops_the_script_and_its_grandchild() -> None:
     assert result.duration_s < 10
 
 
+async def test_cancelling_the_task_itself_still_stops_the_group() -> None:
+    """On bot shutdown the task is cancelled rather than asked to stop; the tree must not outlive it."""
+    lines = Lines()
+    env = {**FAST, "ROLLBOT_HANG": "all"}
+    spec = ShellSpec(_script("quick-health-check.sh"), env=env, kill_grace_s=2)
+    task = asyncio.create_task(run_shell(spec, on_line=lines))
+    child = int((await lines.wait_for(r"child sleep pid (\d+)")).group(1))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not pid_alive(child)
+
+
 async def test_background_processes_left_behind_by_a_finished_script_are_stopped() -> None:
     argv = ("bash", "-c", "sleep 300 & echo child $!; echo bye")
     result = await run_shell(ShellSpec(argv, timeout_s=10, kill_grace_s=1))
