@@ -98,19 +98,20 @@ def _duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...]) -> Iterator[tup
 
 
 def _node_at(root: yaml.Node, loc: Loc) -> yaml.Node:
-    """The deepest node along `loc` (a missing key points at its parent)."""
-    node = root
+    """The deepest node along `loc`: the key itself when the path ends at a key (its line is the one to
+    show, also for a block value that starts below it); a missing key points at its parent."""
+    node = shown = root
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if str(k.value) == str(part)), None)
+            found = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
             if found is None:
                 break
-            node = found
+            shown, node = found
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
+            shown = node = node.value[part]
         else:
             break
-    return node
+    return shown
 
 
 # --- formatting -----------------------------------------------------------------------------------
