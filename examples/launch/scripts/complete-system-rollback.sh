@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 RB_SUMMARY="Roll the whole system in ENVIRONMENT back to RESTORE_VERSION."
 rb_value_flag environment '^[a-z][a-z0-9-]{0,31}$' required "target environment, e.g. production"
-rb_value_flag restore-version '^v[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$' required "release to restore, e.g. v2.3.1"
+rb_value_flag restore-version '^v?[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z]+)*$' required "release to restore, e.g. v2.3.1"
 rb_bool_flag preserve-user-data optional "keep user data written since the release"
 rb_bool_flag confirm-rollback required "confirm the complete rollback"
 rb_parse "$@"

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 RB_SUMMARY="Publish front-end VERSION again, optionally invalidating the CDN."
-rb_value_flag version '^v[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$' required "front-end version, e.g. v2.3.1"
+rb_value_flag version '^v?[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z]+)*$' required "front-end version, e.g. v2.3.1"
 rb_bool_flag cdn-invalidation optional "invalidate cached assets on the CDN"
 rb_bool_flag preserve-backend optional "leave the back-end services untouched"
 rb_parse "$@"

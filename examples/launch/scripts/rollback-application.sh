@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 RB_SUMMARY="Roll the application back to VERSION."
-rb_value_flag version '^v[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$' required "version to roll back to, e.g. v2.3.1"
+rb_value_flag version '^v?[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z]+)*$' required "version to roll back to, e.g. v2.3.1"
 rb_bool_flag confirm-rollback required "confirm that production is rolled back"
 rb_bool_flag preserve-data optional "keep data written since the release"
 rb_parse "$@"
