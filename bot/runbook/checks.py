@@ -115,6 +115,13 @@ class _Checker:
                 self.role(("levels", i, "page_roles", j), role_id)
 
     def triggers_(self) -> None:
+        # Alert names match case-insensitively; one name under two triggers would make the mapping a coin toss.
+        claimed: dict[str, str] = {}
+        for i, trigger in enumerate(self.rb.triggers):
+            for j, name in enumerate(trigger.match.alertnames):
+                owner = claimed.setdefault(name.lower(), trigger.id)
+                if owner != trigger.id:
+                    self.add(("triggers", i, "match", "alertnames", j), f"alert {name!r} already maps to {owner!r}")
         for i, trigger in enumerate(self.rb.triggers):
             if trigger.level not in self.levels:
                 self.add(("triggers", i, "level"), f"names undefined level {trigger.level!r}")

@@ -211,6 +211,13 @@ def script_escaping_scripts_dir(d: Data) -> tuple[str, str]:
     return f"actions[{a}].script", "must be a path inside scripts_dir"
 
 
+def alertname_under_two_triggers(d: Data) -> tuple[str, str]:
+    t = at(d["triggers"], "moderate_error_rate")
+    d["triggers"][t]["match"]["alertnames"].append("highErrorRate")
+    n = len(d["triggers"][t]["match"]["alertnames"]) - 1
+    return f"triggers[{t}].match.alertnames[{n}]", "alert 'highErrorRate' already maps to 'high_error_rate'"
+
+
 MUTATIONS: list[Mutation] = [
     unknown_top_level_key, unknown_nested_key, step_owned_by_undefined_role, scenario_naming_undefined_action,
     window_ends_before_it_starts, step_window_outside_its_phase, duplicate_step_id, broken_jinja_template,
@@ -219,7 +226,7 @@ MUTATIONS: list[Mutation] = [
     check_naming_a_shell_action, escalation_rung_undefined_role, two_phases_replaced_by_scenario,
     step_numbers_going_backwards, destructive_action_without_confirmation, wrong_type, missing_required_key,
     default_not_matching_pattern, scenario_steps_longer_than_its_time, drill_naming_undefined_participant,
-    no_decision_step, script_escaping_scripts_dir,
+    no_decision_step, script_escaping_scripts_dir, alertname_under_two_triggers,
 ]
 
 
