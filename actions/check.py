@@ -30,7 +30,7 @@ class CheckSpec:
     url: str
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=dict)
-    expected_status: tuple[int, ...] = (200,)
+    expected_status: tuple[int, ...] = (200,)  # a single int is accepted and made a tuple
     max_latency_ms: float | None = None
     timeout_s: float = 10.0
 
@@ -64,7 +64,7 @@ class CheckTemplate:
     url: str
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=dict)
-    expected_status: tuple[int, ...] = (200,)
+    expected_status: tuple[int, ...] = (200,)  # a single int is accepted and made a tuple
     max_latency_ms: float | None = None
     timeout_s: float = 10.0
 

@@ -39,7 +39,7 @@ class HttpSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
     json_body: Any = None
     text_body: str | None = None
-    expected_status: tuple[int, ...] = (200,)
+    expected_status: tuple[int, ...] = (200,)  # a single int is accepted and made a tuple
     timeout_s: float = 30.0
     idempotent: bool = False
     retries: int = 2  # extra attempts, used only when idempotent
