@@ -1,0 +1,75 @@
+"""Every view the war room posts is valid Block Kit for every step of the default runbook, in every scenario."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.engine.procedure import items_of, procedure_for
+from bot.engine.snapshot import Snapshot
+from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
+from bot.store.models import ChecklistItemState, Incident, StepState
+from bot.views.declare import declare_modal
+from bot.views.header import header_blocks
+from bot.views.status import status_text
+from bot.views.step import MAX_OPTIONS, step_blocks
+from tests.support.blockkit import schema_errors
+
+RUNBOOK = load_runbook(DEFAULT_RUNBOOK)
+T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+
+
+def _snapshot(scenario: str | None, minutes: float = 3) -> Snapshot:
+    procedure = procedure_for(RUNBOOK, scenario)
+    first = procedure.phases[0]
+    incident = Incident(id="inc-1", title="Payments failing", runbook=RUNBOOK.name, level="immediate",
+                        trigger_id="payment_failure", scenario_id=scenario, declared_by="U500OC01", declared_at=T0,
+                        phase_id=first.id, evidence="alertmanager: 3.4% of payments failing", version="v2.3.1")
+    steps = {s.id: StepState(incident_id="inc-1", step_id=s.id, status="active" if s in first.steps else "pending",
+                             started_at=T0) for s in procedure.steps()}
+    step = first.steps[0]
+    item = items_of(step)[0][0]
+    items = {(step.id, item): ChecklistItemState(incident_id="inc-1", step_id=step.id, item_id=item, checked=True)}
+    return Snapshot(incident=incident, procedure=procedure, steps=steps, items=items,
+                    now=T0 + timedelta(minutes=minutes), holders={"on_call_engineer": ["U500OC01"]})
+
+
+@pytest.mark.parametrize("scenario", [None, *(s.id for s in RUNBOOK.scenarios)])
+def test_every_step_message_is_valid_block_kit(scenario: str | None) -> None:
+    snap = _snapshot(scenario)
+    for step in snap.procedure.steps():
+        blocks = [b.to_dict() for b in step_blocks(snap, step)]
+        assert len(blocks) <= 50
+        assert schema_errors(blocks) == [], step.id
+        options = [len(e["options"]) for b in blocks for e in b.get("elements", []) if e.get("type") == "checkboxes"]
+        assert all(n <= MAX_OPTIONS for n in options)
+        rendered = sum(options) + sum(b["text"]["text"].count("☐") for b in blocks if b["type"] == "section")
+        assert rendered == len(items_of(step)), "every checklist item is on the message"
+
+
+def test_header_shows_overdue_steps_and_the_clock() -> None:
+    snap = _snapshot(None, minutes=3)  # Step 1's window (0-2 min) has passed
+    blocks = [b.to_dict() for b in header_blocks(snap)]
+    assert schema_errors(blocks) == []
+    text = str(blocks)
+    assert "Overdue" in text and "Step 1" in text and "3m00s elapsed" in text and "RTO 30 min" in text
+
+
+def test_ticked_items_render_checked() -> None:
+    snap = _snapshot(None)
+    step = snap.procedure.steps()[0]
+    first_box = next(e for b in step_blocks(snap, step) for e in getattr(b, "elements", []) or []
+                     if getattr(e, "type", "") == "checkboxes")
+    assert [o.value for o in first_box.initial_options] == [items_of(step)[0][0]]
+
+
+def test_status_text_counts_steps_and_time_left() -> None:
+    text = status_text(_snapshot(None, minutes=12))
+    assert "steps done 0/10" in text and "18m00s left" in text and "Overdue: Step 1" in text
+
+
+def test_declare_modal_is_valid() -> None:
+    view = declare_modal(RUNBOOK, "C0GENERAL").to_dict()
+    assert schema_errors(view["blocks"]) == []
+    assert len(view["title"]["text"]) <= 24
