@@ -128,6 +128,7 @@ class Execution(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     incident_id: str = Field(foreign_key="incidents.id", index=True)
     step_id: str
+    task_id: str | None = None
     action_id: str
     attempt: int = 1
     # incident:step:action:attempt — a double click or a second replica inserts it once.
@@ -141,11 +142,14 @@ class Execution(SQLModel, table=True):
     started_at: datetime | None = _when()
     finished_at: datetime | None = _when()
     exit_code: int | None = None
+    duration_s: float | None = None
     output: str = Field(default="", sa_type=Text)
     truncated: bool = False
     detail: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _when()
+    cancel_requested_by: str | None = None  # Cancel may land on any replica; the lease holder acts on it
+    data: dict[str, Any] = _json()  # typed values for a retry, traffic stages and their checks
 
 
 class Timer(SQLModel, table=True):

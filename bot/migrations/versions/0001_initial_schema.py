@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 17:52:57.149606
+Create Date: 2026-11-28 18:26:37.399311
 """
 from collections.abc import Sequence
 
@@ -129,6 +129,7 @@ def upgrade() -> None:
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('step_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('action_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -141,11 +142,14 @@ def upgrade() -> None:
     sa.Column('started_at', bot.store.types.UTCDateTime(), nullable=True),
     sa.Column('finished_at', bot.store.types.UTCDateTime(), nullable=True),
     sa.Column('exit_code', sa.Integer(), nullable=True),
+    sa.Column('duration_s', sa.Float(), nullable=True),
     sa.Column('output', sa.Text(), nullable=False),
     sa.Column('truncated', sa.Boolean(), nullable=False),
     sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('lease_expires_at', bot.store.types.UTCDateTime(), nullable=True),
+    sa.Column('cancel_requested_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('data', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key')
