@@ -15,6 +15,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
 from bot.engine.checklists import Checklists
+from bot.engine.executions import Executions
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
 from bot.engine.roles import RoleDirectory
@@ -52,6 +53,7 @@ class Rollbot:
         timers.on("warroom_retry", self.warroom.on_retry_timer)
         # Engine modules added by later features attach here (each subscribes to svc.events / timers itself).
         self.checklists = Checklists(self.svc, self.warroom)
+        self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -60,10 +62,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, checklists, commands, health, slack_events
+        from handlers import alerts, checklists, commands, executions, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists):
+        for module in (commands, slack_events, checklists, executions):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):
@@ -76,6 +78,7 @@ class Rollbot:
         await self.svc.slack.identify()
         roles = sorted({r.id for r in self.svc.runbook.roles})
         await self.svc.roles.warm(roles)
+        await self.executions.start()  # marks runs whose lease expired (a previous process died) interrupted
         if scheduler:
             self._scheduler = AsyncIOScheduler()
             self._scheduler.add_job(self.svc.timers.tick, "interval", seconds=self.settings.tick_seconds,
@@ -85,6 +88,7 @@ class Rollbot:
 
     async def stop(self) -> None:
         self.ready = False
+        await self.executions.stop()  # running actions are stopped and recorded, not left 'running'
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
         if self._tasks:

@@ -1,0 +1,186 @@
+"""Action runs from Slack: the step's Run button (a modal with the command, its parameters and Dry run), Cancel,
+Retry and Skip on a run's message, the traffic restore's choices, and Run scenario.
+
+Thin: parse, find the incident the click belongs to (refusing forged clicks), ack, and hand over to the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from actions.params import format_value
+from bot.engine.checklists import Refused
+from bot.engine.executions import Context, InputRefused, needs_approval
+from bot.views.execution import (
+    CANCEL,
+    MODE_BLOCK,
+    PARAM_BLOCK,
+    RETRY,
+    RUN_MODAL,
+    SCENARIO_RUN,
+    SKIP,
+    TRAFFIC_CONTINUE,
+    TRAFFIC_RETRY,
+    TRAFFIC_ROLLBACK,
+    ParamField,
+    RunModal,
+    command_line,
+    modal_values,
+    run_modal,
+)
+from handlers.interaction import Click, click_from, incident_for_message, refuse
+
+if TYPE_CHECKING:
+    from bot.app import Rollbot
+
+RUN_ACTION = re.compile(r"^run_action\|")
+
+
+def register(bot: Rollbot) -> None:
+    app = bot.bolt
+
+    @app.action(RUN_ACTION)
+    async def run_clicked(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        bot.spawn(_open_run_modal(bot, click_from(body, action)))
+
+    @app.view(RUN_MODAL)
+    async def run_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        typed, dry = modal_values(view["state"]["values"])
+        user = body["user"]["id"]
+        first = next((PARAM_BLOCK + n for n in typed), MODE_BLOCK)
+        try:
+            ctx = await bot.executions.context(meta["incident"], meta["step"], meta["task"], meta["action"])
+            await bot.executions.authorize(ctx, user)
+            bot.executions.gate(ctx)
+            bot.executions.prepare(ctx, _without_stage(ctx, typed))  # checks every value before anything is recorded
+        except InputRefused as exc:
+            block = PARAM_BLOCK + exc.param if exc.param and exc.param in typed else first
+            await ack(response_action="errors", errors={block: str(exc)[:150]})
+            return
+        except (Refused, KeyError) as exc:
+            await ack(response_action="errors", errors={first: str(exc)[:150]})
+            return
+        await ack()
+
+        async def work() -> None:
+            try:
+                requested = await bot.executions.request(ctx.incident.id, ctx.step.id, ctx.task.id, ctx.action.id, user,
+                                                         typed=_without_stage(ctx, typed), dry_run=dry)
+            except Refused as exc:
+                await _tell(bot, meta.get("channel"), user, f":no_entry: {exc}")
+                return
+            if not requested.created:
+                await _tell(bot, meta.get("channel"), user, requested.message)
+
+        bot.spawn(work())
+
+    _button(bot, CANCEL, lambda ex, user: bot.executions.cancel(ex, user))
+    _button(bot, RETRY, lambda ex, user: bot.executions.retry(ex, user))
+    _button(bot, SKIP, lambda ex, user: bot.executions.skip(ex, user))
+    _button(bot, TRAFFIC_ROLLBACK, lambda ex, user: bot.executions.traffic_choice(ex, user, "rollback"))
+    _button(bot, TRAFFIC_RETRY, lambda ex, user: bot.executions.traffic_choice(ex, user, "retry"))
+    _button(bot, TRAFFIC_CONTINUE, lambda ex, user: bot.executions.traffic_choice(ex, user, "continue"))
+
+    @app.action(SCENARIO_RUN)
+    async def scenario_clicked(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+
+        async def work() -> None:
+            incident = await incident_for_message(bot, click, f"scenario:{click.value}")
+            if incident is None:
+                await refuse(bot, click, "That scenario does not belong to an incident here.")
+                return
+            try:
+                if not await bot.executions.scenarios.start(incident.id, click.user):
+                    await refuse(bot, click, "The scenario is already running.")
+            except Refused as exc:
+                await refuse(bot, click, str(exc))
+
+        bot.spawn(work())
+
+
+def _button(bot: Rollbot, action_id: str, call: Callable[[str, str], Awaitable[Any]]) -> None:
+    @bot.bolt.action(action_id)
+    async def clicked(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+
+        async def work() -> None:
+            incident = await incident_for_message(bot, click, f"execution:{click.value}")
+            if incident is None:
+                await refuse(bot, click, "That run does not belong to an incident here.")
+                return
+            try:
+                outcome = await call(click.value, click.user)
+            except Refused as exc:
+                await refuse(bot, click, str(exc))
+                return
+            message = getattr(outcome, "message", None) if not getattr(outcome, "created", True) else None
+            if message and click.channel:
+                await bot.svc.slack.ephemeral(click.channel, click.user, message)
+
+        bot.spawn(work())
+
+
+async def _open_run_modal(bot: Rollbot, click: Click) -> None:
+    parts = click.value.split("|")
+    if len(parts) != 3 or click.action.get("action_id") != f"run_action|{parts[1]}":
+        await refuse(bot, click, "That Run button is not one of ours.")
+        return
+    step_id, task_id, action_id = parts
+    incident = await incident_for_message(bot, click, f"step:{step_id}")
+    if incident is None or click.trigger_id is None:
+        await refuse(bot, click, "That step does not belong to an incident here.")
+        return
+    try:
+        ctx = await bot.executions.context(incident.id, step_id, task_id, action_id)
+        await bot.executions.authorize(ctx, click.user)
+        bot.executions.gate(ctx)
+    except Refused as exc:
+        await refuse(bot, click, str(exc))
+        return
+    await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=run_modal(_modal(bot, ctx, click)))
+
+
+def _modal(bot: Rollbot, ctx: Context, click: Click) -> RunModal:
+    action = ctx.action
+    try:
+        prepared = bot.executions.prepare(ctx, {})
+        values = {k: format_value(v) for k, v in prepared.values.items()}
+        command = command_line(prepared.argv)
+    except Refused as exc:  # a default could not be read: the person types the value
+        values, command = {}, f"{action.script or action.url} {' '.join(action.args)}  ({exc})"
+    fields = []
+    for p in action.params:
+        if p.name == action.stage_param and action.stages:
+            continue  # each stage sets it
+        hint = " · ".join(x for x in (p.description, f"must match {p.pattern}" if p.pattern else "",
+                                      f"one of {', '.join(p.choices)}" if p.choices else "") if x)
+        initial = "" if p.secret else values.get(p.name) or (ctx.incident.version or "" if "version" in p.name else "")
+        fields.append(ParamField(name=p.name, label=p.name, initial=initial, hint=hint, secret=p.secret))
+    approval = ""
+    if needs_approval(action) and action.approval:
+        titles = [bot.svc.runbook.role(r).title for r in action.approval.roles]
+        approval = (" + " if action.approval.all_of else " or ").join(titles)
+    if action.stages:
+        command += f"  (stages {', '.join(f'{s}%' for s in action.stages)}, each followed by its check)"
+    procedure_step = f"Step {ctx.step.number}: {ctx.step.title}"
+    return RunModal(incident_id=ctx.incident.id, step_id=ctx.step.id, task_id=ctx.task.id, action_id=action.id,
+                    channel=click.channel or "", action_title=action.title, step_label=procedure_step, command=command,
+                    fields=tuple(fields), needs_approval=approval, is_drill=ctx.incident.is_drill,
+                    danger=action.danger.value)
+
+
+def _without_stage(ctx: Context, typed: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in typed.items() if not (k == ctx.action.stage_param and ctx.action.stages)}
+
+
+async def _tell(bot: Rollbot, channel: str | None, user: str, text: str) -> None:
+    if channel:
+        await bot.svc.slack.ephemeral(channel, user, text)
