@@ -1,0 +1,56 @@
+"""Slack's rate limits as the sandbox enforces them: per-method tiers (requests per minute, with Slack's
+allowance for short bursts) and about one message a second per channel. Answered with 429 + Retry-After."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# Slack's published tiers (per minute, per workspace and app).
+TIERS = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS = {
+    "auth.test": 4, "chat.update": 4, "chat.getPermalink": 4, "users.info": 4, "users.lookupByEmail": 3,
+    "users.list": 2, "usergroups.users.list": 2, "conversations.create": 2, "conversations.invite": 3,
+    "conversations.join": 3, "conversations.info": 3, "conversations.list": 2, "conversations.members": 4,
+    "conversations.history": 3, "conversations.replies": 3, "conversations.setTopic": 3,
+    "conversations.setPurpose": 3, "conversations.open": 3, "conversations.archive": 2, "pins.add": 2,
+    "bookmarks.add": 2, "reactions.add": 3, "views.open": 4, "views.update": 4, "views.publish": 4,
+    "files.getUploadURLExternal": 4, "files.completeUploadExternal": 4, "apps.connections.open": 1,
+}
+SPECIAL = {"chat.postMessage", "chat.postEphemeral"}  # limited per channel instead
+
+
+@dataclass
+class RateLimits:
+    """`scale` multiplies every allowance (10 = ten times Slack's); `enabled=False` turns limits off."""
+
+    clock: Callable[[], float]
+    enabled: bool = True
+    scale: float = 1.0
+    channel_per_second: float = 1.0
+    channel_burst: int = 8
+    _calls: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def check(self, method: str, channel: str | None) -> float | None:
+        """None when the call may go ahead (and is counted); else the seconds to wait (Retry-After)."""
+        if not self.enabled:
+            return None
+        now = self.clock()
+        if method in SPECIAL:
+            if not channel:
+                return None
+            key, window = f"chan:{channel}", 1.0 * max(1, self.channel_burst) / self.channel_per_second
+            allowed = max(1, int(self.channel_burst * self.scale))
+        else:
+            tier = METHOD_TIERS.get(method, 3)
+            # Slack lets short bursts past the per-minute figure; allow the tier's budget within any minute.
+            key, window, allowed = f"method:{method}", 60.0, max(1, int(TIERS[tier] * self.scale))
+        calls = self._calls[key]
+        while calls and calls[0] <= now - window:
+            calls.popleft()
+        if len(calls) >= allowed:
+            return max(1.0, math.ceil(calls[0] + window - now))
+        calls.append(now)
+        return None
