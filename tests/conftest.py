@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from bot.store.db import Database
 from tests.support.db import fresh_database
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# The sample rollback scripts pace themselves like real ones; tests run them 50x faster.
+os.environ.setdefault("ROLLBOT_SCRIPT_SPEED", "50")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -32,28 +32,35 @@ class RoleDirectory:
         return list(dict.fromkeys(u for group in resolved for u in group))
 
     async def members(self, role: str, incident_id: str | None = None) -> list[str]:
-        tiers = await asyncio.gather(*(self.tier(role, t) for t in TIERS))
-        users = [u for tier in tiers for u in tier]
-        if incident_id:
-            users += await self.overrides(incident_id, role)
-        return list(dict.fromkeys(users))
+        return (await self.holders([role], incident_id))[role]
 
     async def roles_of(self, user: str, roles: list[str], incident_id: str | None = None) -> list[str]:
-        return [r for r in roles if user in await self.members(r, incident_id)]
+        held = await self.holders(roles, incident_id)
+        return [r for r in roles if user in held[r]]
 
     async def holders(self, roles: list[str], incident_id: str | None = None) -> dict[str, list[str]]:
-        found = await asyncio.gather(*(self.members(r, incident_id) for r in roles))
-        return dict(zip(roles, found, strict=True))
+        """Members of each role: roster tiers (resolved concurrently) plus this incident's overrides (one query)."""
+        roles = list(dict.fromkeys(roles))
+        tiers = await asyncio.gather(*(self.tier(r, t) for r in roles for t in TIERS))
+        overrides = await self.overrides(incident_id) if incident_id else {}
+        held: dict[str, list[str]] = {}
+        for i, role in enumerate(roles):
+            users = [u for tier in tiers[i * len(TIERS):(i + 1) * len(TIERS)] for u in tier]
+            held[role] = list(dict.fromkeys(users + overrides.get(role, [])))
+        return held
 
     async def warm(self, roles: list[str]) -> None:
         """Resolve every role once at start-up so the first incident does not wait on look-ups."""
         await self.holders(roles)
 
-    async def overrides(self, incident_id: str, role: str) -> list[str]:
+    async def overrides(self, incident_id: str) -> dict[str, list[str]]:
         async with self.db.session() as session:
-            rows = await session.exec(select(RoleOverride.user_id).where(
-                RoleOverride.incident_id == incident_id, RoleOverride.role == role))
-            return list(rows.all())
+            rows = await session.exec(select(RoleOverride.role, RoleOverride.user_id).where(
+                RoleOverride.incident_id == incident_id))
+            found: dict[str, list[str]] = {}
+            for role, user in rows.all():
+                found.setdefault(role, []).append(user)
+            return found
 
     async def _resolve(self, contact: object) -> list[str]:
         user = getattr(contact, "user", None)

@@ -105,9 +105,8 @@ class WarRoom:
         level = runbook.level(inc.level)
         roles = [*level.approval.roles, *level.page_roles, *runbook.incident_lead_roles,
                  *(s.owner for s in snap.procedure.steps())]
-        people: list[str] = []
-        for role in dict.fromkeys(roles):
-            people += [u for u in await self.svc.roles.members(role, inc.id) if u not in people]
+        held = await self.svc.roles.holders(list(roles), inc.id)
+        people = list(dict.fromkeys(u for users in held.values() for u in users))
         if inc.declared_by.startswith("U") and inc.declared_by not in people:
             people.append(inc.declared_by)
         bot = self.svc.slack.bot_user_id
