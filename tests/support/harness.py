@@ -16,6 +16,7 @@ from bot.clock import FakeClock
 from bot.config import load_settings
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident
+from tests.support.blockkit import assert_everything_posted_is_valid
 from tests.support.db import fresh_database
 
 
@@ -93,6 +94,8 @@ async def harness(tmp_path: Path, backend: str = "sqlite", *, limits: bool = Fal
             sb.app_url = f"{app_url}/slack/events"
             try:
                 yield Harness(sb=sb, bot=bot, clock=clock, app_url=app_url)
+                await bot.idle()
+                assert_everything_posted_is_valid(sb.state())
             finally:
                 await bot.idle()
                 await runner.cleanup()
