@@ -20,6 +20,7 @@ from bot.sandbox import payloads
 from bot.sandbox.faults import Faults
 from bot.sandbox.limits import RateLimits
 from bot.sandbox.signing import signed_headers
+from bot.sandbox.socket_mode import SocketHub
 from bot.sandbox.webapi import Call, SlackError, WebApi
 from bot.sandbox.workspace import Message, load_workspace
 
@@ -58,6 +59,7 @@ class SandboxServer:
         self.calls: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
         self.response_urls: dict[str, ResponseUrl] = {}
+        self.sockets = SocketHub()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -86,6 +88,7 @@ class SandboxServer:
         app.router.add_post("/_sandbox/limits", self._control(self._set_limits))
         app.router.add_post("/_sandbox/usergroups/{group}", self._set_group)
         app.router.add_get("/_sandbox/state", self._state)
+        app.router.add_get("/_sandbox/socket", self.sockets.handle)
         app.router.add_post("/_sandbox/respond/{token}", self._respond)
         app.router.add_post("/_sandbox/upload/{file_id}", self._upload)
         app.router.add_get("/_sandbox/files/{file_id}", self._file)
@@ -122,6 +125,12 @@ class SandboxServer:
         token = _token(request, args)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":  # the one method that takes the app-level token
+            if token == self.bot_token:
+                return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+            if token != self.app_token:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.sockets.issue_url(self.base_url)}, {}
         if token != self.bot_token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         delay = self.faults.latency()
@@ -161,6 +170,10 @@ class SandboxServer:
 
     async def _deliver(self, body: bytes, content_type: str, kind: str, extra_headers: dict[str, str] | None = None,
                        timeout: float = 10.0) -> dict[str, Any]:
+        if self.sockets.connected:
+            result = await self.sockets.deliver(kind, _socket_payload(body, content_type), timeout)
+            self.deliveries.append(result)
+            return result
         if not self.app_url:
             raise RuntimeError("the sandbox has no app URL to deliver to (--app-url)")
         assert self._session is not None
@@ -378,6 +391,14 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
         raw = await request.text()
         args.update(dict(parse_qsl(raw, keep_blank_values=True)))
     return args
+
+
+def _socket_payload(body: bytes, content_type: str) -> dict[str, Any]:
+    """The same content Slack would POST, as the JSON payload of a Socket Mode envelope."""
+    if content_type == "application/json":
+        return dict(json.loads(body))
+    form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    return dict(json.loads(form["payload"])) if "payload" in form else form
 
 
 def _token(request: web.Request, args: dict[str, Any]) -> str | None:

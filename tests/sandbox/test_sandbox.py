@@ -357,3 +357,44 @@ async def test_a_bolt_app_answers_a_slash_command_and_a_button_click_over_http(s
         assert sb.ws.channels["C0GENERAL"].find(messages[0]["ts"]).text == "picked by <@U100TL01>"
     finally:
         await runner.cleanup()
+
+
+async def test_socket_mode_delivers_envelopes_and_matches_acks(sb: SandboxServer) -> None:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+    from slack_bolt.async_app import AsyncApp
+
+    assert await error_of(client(sb).api_call("apps.connections.open")) == "not_allowed_token_type"
+    app = AsyncApp(client=client(sb), signing_secret=sb.signing_secret)
+    clicks: list[str] = []
+
+    @app.command("/rollback")
+    async def command(ack: Any, command: dict[str, Any]) -> None:
+        await ack(text=f"over the socket: {command['text']}")
+
+    @app.action("go")
+    async def go(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        clicks.append(body["user"]["id"])
+
+    handler = AsyncSocketModeHandler(app, sb.app_token, web_client=client(sb))
+    await handler.connect_async()
+    try:
+        for _ in range(100):
+            if sb.sockets.connected:
+                break
+            await asyncio.sleep(0.02)
+        answer = await sb.command("U100TL01", "C0GENERAL", "/rollback", "status")
+        assert answer["via"] == "socket_mode" and answer["status"] == 200
+        assert answer["body"]["text"] == "over the socket: status"
+        assert sb.ws.ephemerals["U100TL01"][-1]["text"] == "over the socket: status"
+        posted = await client(sb).chat_postMessage(channel="U100TL01", text="t", blocks=[{"type": "actions", "elements": [
+            {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}}]}])
+        clicked = await sb.click("U100TL01", posted["channel"], posted["ts"], action_id="go")
+        assert clicked["status"] == 200 and clicked["envelope_id"]
+        for _ in range(50):
+            if clicks:
+                break
+            await asyncio.sleep(0.02)
+        assert clicks == ["U100TL01"]
+    finally:
+        await handler.close_async()
