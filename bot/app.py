@@ -9,12 +9,14 @@ from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from slack_bolt.async_app import AsyncApp
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
 from bot.engine.checklists import Checklists
+from bot.engine.drills import Drills
 from bot.engine.executions import Executions
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
@@ -53,6 +55,7 @@ class Rollbot:
         timers.on("warroom_retry", self.warroom.on_retry_timer)
         # Engine modules added by later features attach here (each subscribes to svc.events / timers itself).
         self.checklists = Checklists(self.svc, self.warroom)
+        self.drills = Drills(self.svc, self.incidents, self.warroom)
         self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
@@ -62,10 +65,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, checklists, commands, executions, health, slack_events
+        from handlers import alerts, checklists, commands, drills, executions, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists, executions):
+        for module in (commands, slack_events, checklists, executions, drills):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):
@@ -83,6 +86,9 @@ class Rollbot:
             self._scheduler = AsyncIOScheduler()
             self._scheduler.add_job(self.svc.timers.tick, "interval", seconds=self.settings.tick_seconds,
                                     max_instances=1, coalesce=True, id="timer-tick")
+            for drill in self.svc.runbook.drills:  # every replica schedules; a claim lets one of them run it
+                self._scheduler.add_job(self.drills.scheduled, CronTrigger.from_crontab(drill.cron, timezone="UTC"),
+                                        args=[drill.id], id=f"drill-{drill.id}", coalesce=True)
             self._scheduler.start()
         self.ready = True
 

@@ -1,0 +1,84 @@
+"""Drills: the same procedure in a `drill-` channel, actions in dry run, DMs marked as drills, and a scorecard at
+the end. Scheduled drills fire from the runbook's cron, once per scheduled time even with several replicas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import select
+
+from bot.engine.incidents import Declaration, Incidents
+from bot.engine.once import claim_once
+from bot.engine.procedure import procedure_for
+from bot.engine.scorecard import Scorecard, score
+from bot.engine.services import Services
+from bot.engine.warroom import WarRoom
+from bot.runbook.model import Drill
+from bot.store.models import Incident, StepState
+from bot.views.scorecard import scorecard_blocks, scorecard_text
+
+
+class Drills:
+    def __init__(self, svc: Services, incidents: Incidents, warroom: WarRoom) -> None:
+        self.svc = svc
+        self.incidents = incidents
+        self.warroom = warroom
+        svc.events.on("closed", self._on_closed)
+
+    def declaration(self, declared_by: str, scenario_id: str | None, drill: Drill | None = None,
+                    level: str | None = None) -> Declaration:
+        runbook = self.svc.runbook
+        scenario_id = scenario_id or (drill.scenario if drill else None)
+        scenario = runbook.scenario(scenario_id) if scenario_id else None
+        trigger = runbook.trigger(scenario.triggers[0]) if scenario and scenario.triggers else None
+        title = f"Drill: {scenario.title if scenario else (drill.title if drill else 'rollback procedure')}"
+        return Declaration(level=level or (trigger.level if trigger else runbook.levels[0].id), declared_by=declared_by,
+                           title=title, trigger_id=trigger.id if trigger else None, scenario_id=scenario_id,
+                           description=f"{drill.title} ({drill.environment})" if drill else "Rollback drill",
+                           is_drill=True)
+
+    async def start(self, declared_by: str, scenario_id: str | None = None, drill: Drill | None = None,
+                    level: str | None = None, response_url: str | None = None) -> Incident:
+        incident, _ = await self.incidents.declare(self.declaration(declared_by, scenario_id, drill, level))
+        if drill is not None:
+            async with self.svc.db.session() as session:
+                row = await session.get(Incident, incident.id)
+                assert row is not None
+                row.data = {**row.data, "drill_id": drill.id}
+        await self.warroom.open(incident.id, response_url)
+        return incident
+
+    async def scheduled(self, drill_id: str, fire_time: datetime | None = None) -> Incident | None:
+        """The cron job: the first replica to claim this drill's scheduled minute runs it; the others do nothing."""
+        drill = next(d for d in self.svc.runbook.drills if d.id == drill_id)
+        when = (fire_time or self.svc.clock.now()).replace(second=0, microsecond=0)
+        async with self.svc.db.session() as session:
+            won = await claim_once(session, f"drill:{drill.id}:{when.isoformat()}", self.svc.settings.replica_id,
+                                   self.svc.clock.now())
+        if not won:
+            return None
+        return await self.start(f"schedule:{drill.id}", drill=drill)
+
+    async def scorecard(self, incident_id: str) -> Scorecard:
+        async with self.svc.db.session() as session:
+            incident = await session.get(Incident, incident_id)
+            assert incident is not None
+            states = (await session.exec(select(StepState).where(StepState.incident_id == incident_id))).all()
+        drill_id = incident.data.get("drill_id")
+        drill = next((d for d in self.svc.runbook.drills if d.id == drill_id), None) or next(
+            (d for d in self.svc.runbook.drills if d.kind == "full"), None)
+        return score(incident, procedure_for(self.svc.runbook, incident.scenario_id), {s.step_id: s for s in states},
+                     drill, incident.resolved_at or self.svc.clock.now())
+
+    async def _on_closed(self, incident_id: str) -> None:
+        incident = await self.incidents.get(incident_id)
+        if incident is None or not incident.is_drill:
+            return
+        card = await self.scorecard(incident_id)
+        async with self.svc.db.session() as session:
+            row = await session.get(Incident, incident_id)
+            assert row is not None
+            row.data = {**row.data, "scorecard": card.as_dict()}
+        if incident.channel_id:
+            await self.svc.slack.put_message(incident_id, "scorecard", incident.channel_id, scorecard_text(card),
+                                             scorecard_blocks(card))
