@@ -32,25 +32,34 @@ class RateLimits:
     channel_per_second: float = 1.0
     channel_burst: int = 8
     _calls: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def check(self, method: str, channel: str | None) -> float | None:
         """None when the call may go ahead (and is counted); else the seconds to wait (Retry-After)."""
         if not self.enabled:
             return None
-        now = self.clock()
         if method in SPECIAL:
-            if not channel:
-                return None
-            key, window = f"chan:{channel}", 1.0 * max(1, self.channel_burst) / self.channel_per_second
-            allowed = max(1, int(self.channel_burst * self.scale))
-        else:
-            tier = METHOD_TIERS.get(method, 3)
-            # Slack lets short bursts past the per-minute figure; allow the tier's budget within any minute.
-            key, window, allowed = f"method:{method}", 60.0, max(1, int(TIERS[tier] * self.scale))
-        calls = self._calls[key]
-        while calls and calls[0] <= now - window:
+            return self._channel_bucket(channel) if channel else None
+        now = self.clock()
+        tier = METHOD_TIERS.get(method, 3)
+        allowed = max(1, int(TIERS[tier] * self.scale))
+        calls = self._calls[f"method:{method}"]
+        while calls and calls[0] <= now - 60.0:
             calls.popleft()
         if len(calls) >= allowed:
-            return max(1.0, math.ceil(calls[0] + window - now))
+            return max(1.0, math.ceil(calls[0] + 60.0 - now))
         calls.append(now)
+        return None
+
+    def _channel_bucket(self, channel: str) -> float | None:
+        """A token bucket per channel: `channel_per_second` refill, `channel_burst` deep (Slack's 1 msg/s + bursts)."""
+        now = self.clock()
+        rate = self.channel_per_second * self.scale
+        capacity = max(1.0, self.channel_burst * self.scale)
+        tokens, last = self._buckets.get(channel, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[channel] = (tokens, now)
+            return max(1.0, math.ceil((1 - tokens) / rate))
+        self._buckets[channel] = (tokens - 1, now)
         return None

@@ -189,10 +189,10 @@ async def test_bad_commands_get_an_ephemeral_error_with_usage_and_create_nothing
 
 
 async def test_slack_failing_part_way_loses_nothing_and_posts_nothing_twice(tmp_path: Path) -> None:
-    """With a third of Slack calls failing (500s and 429s), the incident and its timeline are complete and
+    """With a quarter of Slack calls failing (500s and 429s), the incident and its timeline are complete and
     every war-room message is posted exactly once, after retries."""
     async with harness(tmp_path) as h:
-        h.sb.faults.configure(fail_share=0.33, fail_statuses=[500, 429], seed=7)
+        h.sb.faults.configure(fail_share=0.25, fail_statuses=[500, 429], seed=7)
         await post_alert(h, "alertmanager", PAYMENT_ALERT)
         await h.settle()
         for _ in range(30):
