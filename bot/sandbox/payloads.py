@@ -119,13 +119,17 @@ def view_state(view: dict[str, Any], values: dict[str, Any]) -> dict[str, dict[s
         kind = element.get("type")
         entry: dict[str, Any] = {"type": kind}
         if kind in ("plain_text_input", "number_input", "email_text_input", "url_text_input"):
-            entry["value"] = None if given is None else str(given)
+            # What the user left untouched keeps the field's initial value, as in Slack's client.
+            entry["value"] = element.get("initial_value") if given is None else str(given)
         elif kind in ("static_select", "radio_buttons"):
             option = _option(element, given) if given is not None else element.get("initial_option")
             entry["selected_option"] = option
         elif kind == "checkboxes":
-            wanted = given if isinstance(given, list) else ([] if given is None else [given])
-            entry["selected_options"] = [_option(element, w) for w in wanted]
+            if given is None:
+                entry["selected_options"] = list(element.get("initial_options") or [])
+            else:
+                wanted = given if isinstance(given, list) else [given]
+                entry["selected_options"] = [_option(element, w) for w in wanted]
         else:
             entry["value"] = given
         state[block_id] = {action_id: entry}
