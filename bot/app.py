@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
+from bot.engine.approvals import Approvals
 from bot.engine.checklists import Checklists
 from bot.engine.drills import Drills
 from bot.engine.executions import Executions
@@ -57,6 +58,7 @@ class Rollbot:
         self.checklists = Checklists(self.svc, self.warroom)
         self.drills = Drills(self.svc, self.incidents, self.warroom)
         self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
+        self.approvals = Approvals(self.svc, self.warroom, self.checklists)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -65,10 +67,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, checklists, commands, drills, executions, health, slack_events
+        from handlers import alerts, approvals, checklists, commands, drills, executions, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists, executions, drills):
+        for module in (commands, slack_events, checklists, executions, drills, approvals):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):

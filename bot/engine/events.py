@@ -6,6 +6,8 @@ Events (keyword arguments in brackets):
   step_completed [incident_id, step_id, status]   done or skipped
   decided [incident_id, decision]         the rollback decision: approved | declined
   decision_overdue [incident_id]          the level's decision deadline passed undecided
+  action_approved [incident_id, execution_id]   a gated action's policy and typed confirmation are satisfied
+  action_declined [incident_id, execution_id]   an authorized approver declined a gated action
   execution_finished [incident_id, execution_id, action_id, outcome]
   moment [incident_id, moment]            declared | traffic_diverted | rollback_completed | resolved (comms)
   closed [incident_id]                    resolved or cancelled: timers and the ladder stop
