@@ -64,7 +64,7 @@ def scenario_phase(phase: Phase, scenario: Scenario) -> Phase:
         task = Task(id=s.id, title=s.title, minutes=s.minutes, action=s.action, items=s.items or [s.title])
         steps.append(Step(
             id=f"s{scenario.number}_{s.id}"[:63],
-            number=phase.steps[0].number + number - 1,
+            number=round(phase.steps[0].number + number / 10, 1) if len(scenario.steps) < 10 else number,
             title=s.title,
             owner=s.owner or scenario.owner,
             window=Window(start=start, end=end),

@@ -220,7 +220,7 @@ class Task(Strict):
 
 class Step(Strict):
     id: Id
-    number: int
+    number: int | float  # a scenario's steps are numbered within the phase they replace: 5.1, 5.2 …
     title: str
     owner: Id
     window: Window

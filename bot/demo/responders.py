@@ -1,0 +1,220 @@
+"""Simulated responders: people holding the runbook's roles, acting only through the sandbox as Slack users
+would (clicking buttons and checkboxes, submitting modals, typing /rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from bot.app import Rollbot
+from bot.clock import ScaledClock
+from bot.demo.printer import Printer
+from bot.runbook.model import Step
+from bot.sandbox.server import SandboxServer
+from bot.sandbox.workspace import Message
+from bot.store.models import Execution, Incident, StepState
+
+BUSY = ("requested", "approved", "running")
+
+
+class StepStuck(RuntimeError):
+    pass
+
+
+class Responders:
+    def __init__(self, sb: SandboxServer, bot: Rollbot, clock: ScaledClock, printer: Printer) -> None:
+        self.sb = sb
+        self.bot = bot
+        self.clock = clock
+        self.printer = printer
+        self.incident_id: str | None = None
+
+    # --- looking and waiting ---------------------------------------------------------------------------
+
+    async def incident(self) -> Incident:
+        assert self.incident_id
+        got = await self.bot.incidents.get(self.incident_id)
+        assert got is not None
+        return got
+
+    async def wait_for(self, check: Callable[[], Any], what: str, real_seconds: float = 20) -> Any:
+        deadline = asyncio.get_running_loop().time() + real_seconds
+        while True:
+            self.printer.poll()
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise StepStuck(f"timed out waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    async def at_minute(self, minute: float) -> None:
+        """Let simulated time reach `minute` after the incident opened (people take time to act)."""
+        inc = await self.incident()
+        due = inc.declared_at + timedelta(minutes=minute)
+        while self.clock.now() < due:
+            self.printer.poll()
+            await asyncio.sleep(min(0.1, max(0.0, (due - self.clock.now()).total_seconds() / self.clock.speed)))
+
+    def messages(self, channel_id: str, with_replies: bool = True) -> list[Message]:
+        channel = self.sb.ws.channels[channel_id]
+        return [m for m in channel.messages if with_replies or not m.thread_ts or m.thread_ts == m.ts]
+
+    @staticmethod
+    def buttons(message: Message) -> list[dict[str, Any]]:
+        return [e for b in message.blocks or [] for e in b.get("elements") or []
+                if isinstance(e, dict) and e.get("type") == "button"]
+
+    async def holder(self, role: str, avoid: set[str] | None = None) -> str:
+        members = await self.bot.svc.roles.members(role, self.incident_id)
+        choices = [m for m in members if m not in (avoid or set())] or members
+        if not choices:
+            raise StepStuck(f"nobody holds {role}")
+        return choices[0]
+
+    # --- acting ----------------------------------------------------------------------------------------
+
+    async def click(self, user: str, channel: str, ts: str, **how: Any) -> dict[str, Any]:
+        result = await self.sb.click(user, channel, ts, **how)
+        if result["status"] != 200:
+            raise StepStuck(f"click {how} answered {result['status']}")
+        return result
+
+    async def submit_view(self, user: str, callback_id: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        view = await self.wait_for(lambda: next((v for v in reversed(self.sb.ws.views.get(user, []))
+                                                 if v.get("callback_id") == callback_id), None), f"{callback_id} modal")
+        return await self.sb.submit(user, view["id"], values or {})
+
+    async def acknowledge_pages(self) -> int:
+        """Everyone who was paged by DM presses Acknowledge (once)."""
+        count = 0
+        for channel in list(self.sb.ws.channels.values()):
+            if not channel.is_im or channel.im_user is None:
+                continue
+            for message in channel.messages:
+                for button in self.buttons(message):
+                    if _text(button) == "Acknowledge":
+                        await self.click(channel.im_user, channel.id, message.ts, action_id=button["action_id"],
+                                         value=button.get("value"))
+                        count += 1
+        return count
+
+    async def step_message(self, step: Step) -> Message:
+        inc = await self.incident()
+        assert inc.channel_id
+        return await self.wait_for(lambda: next(
+            (m for m in self.messages(inc.channel_id, with_replies=False)
+             if f"Step {step.number}: {step.title}" in m.text), None), f"Step {step.number}'s message")
+
+    async def run_actions(self, step: Step, user: str) -> None:
+        inc = await self.incident()
+        message = await self.step_message(step)
+        optional = {t.id for t in step.tasks if t.optional}
+        for button in self.buttons(message):
+            task_id = str(button.get("value", "")).split("|")[1] if "|" in str(button.get("value", "")) else ""
+            if not button["action_id"].startswith("run_action|") or task_id in optional:
+                continue
+            if await self._already_ran(step.id, task_id):
+                continue
+            await self.click(user, inc.channel_id or "", message.ts, action_id=button["action_id"],
+                             value=button.get("value"))
+            await self.submit_view(user, "run_action")
+            await self.wait_for(lambda t=task_id: self._finished(step.id, t), f"{_text(button)} to finish", 60)
+
+    async def _already_ran(self, step_id: str, task_id: str) -> bool:
+        async with self.bot.db.session() as session:
+            rows = (await session.exec(select(Execution).where(
+                Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
+        return any(r.data.get("task_id", task_id) == task_id and r.state == "succeeded" for r in rows)
+
+    async def _finished(self, step_id: str, task_id: str) -> bool:
+        async with self.bot.db.session() as session:
+            rows = (await session.exec(select(Execution).where(
+                Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
+        mine = [r for r in rows if r.data.get("task_id", task_id) == task_id]
+        if any(r.state == "requested" for r in mine):
+            await self.approve_pending_actions()
+        return bool(mine) and all(r.state not in BUSY for r in mine)
+
+    async def approve_pending_actions(self) -> None:
+        """A destructive action waits for its own approvers and the typed confirmation."""
+        inc = await self.incident()
+        for message in self.messages(inc.channel_id or ""):
+            for button in self.buttons(message):
+                if button["action_id"] == "action_approve":
+                    for role in ("technical_lead", "database_admin"):
+                        await self.click(await self.holder(role), inc.channel_id or "", message.ts,
+                                         action_id="action_approve", value=button.get("value"))
+
+    async def tick_all(self, step: Step, user: str) -> None:
+        """Tick every item, one task's checkbox element at a time per person (tasks side by side), re-reading the
+        message before each click as a person looking at Slack would."""
+        inc = await self.incident()
+        message = await self.step_message(step)
+        block_ids = [b["block_id"] for b in message.blocks or [] if str(b.get("block_id", "")).startswith("cl|")]
+
+        async def tick_block(block_id: str) -> None:
+            while True:
+                current = (await self.step_message(step)).blocks or []
+                block = next((b for b in current if b.get("block_id") == block_id), None)
+                if block is None:  # the step closed meanwhile (done, or decided)
+                    return
+                element = block["elements"][0]
+                ticked = {o["value"] for o in element.get("initial_options") or []}
+                todo = [o for o in element["options"] if o["value"] not in ticked]
+                if not todo:
+                    return
+                await self.click(user, inc.channel_id or "", message.ts, action_id="checklist_tick",
+                                 value=todo[0]["value"])
+
+        await asyncio.gather(*(tick_block(b) for b in block_ids))
+
+    async def step_status(self, step_id: str) -> str:
+        async with self.bot.db.session() as session:
+            row = (await session.exec(select(StepState).where(StepState.incident_id == self.incident_id,
+                                                              StepState.step_id == step_id))).first()
+        return row.status if row else "missing"
+
+    async def finish_step(self, step: Step) -> None:
+        user = await self.holder(step.owner)
+        await self.run_actions(step, user)
+        if await self.step_status(step.id) in ("done", "skipped"):
+            return
+        await self.tick_all(step, user)
+        if await self.step_status(step.id) not in ("done", "skipped"):
+            inc = await self.incident()
+            message = await self.step_message(step)
+            await self.click(user, inc.channel_id or "", message.ts, action_id="step_done", value=step.id)
+        await self.wait_for(lambda: self._is_done(step.id), f"Step {step.number} to be done")
+
+    async def _is_done(self, step_id: str) -> bool:
+        return await self.step_status(step_id) in ("done", "skipped")
+
+    async def decide(self) -> list[str]:
+        """The rollback decision by the level's policy: any-of takes one approver, all-of one person per role."""
+        inc = await self.incident()
+        policy = self.bot.svc.runbook.level(inc.level).approval
+        message = await self.wait_for(lambda: next((m for m in self.messages(inc.channel_id or "", False)
+                                                    if any(b["action_id"] == "decision_approve"
+                                                           for b in self.buttons(m))), None), "the decision message")
+        approvers: list[str] = []
+        for role in policy.roles[:1] if policy.any_of else policy.roles:
+            approvers.append(await self.holder(role, avoid={inc.declared_by, *approvers}))
+        for user in approvers:
+            await self.click(user, inc.channel_id or "", message.ts, action_id="decision_approve")
+        await self.wait_for(lambda: self._decided(), "the decision")
+        return approvers
+
+    async def _decided(self) -> bool:
+        return (await self.incident()).decision == "approved"
+
+
+def _text(element: dict[str, Any]) -> str:
+    text = element.get("text")
+    return str(text.get("text", "")) if isinstance(text, dict) else str(text or "")
