@@ -41,7 +41,8 @@ def register(bot: Rollbot) -> None:
             await refuse(bot, click, str(exc))
             bot.spawn(bot.warroom.refresh(incident.id, steps=[step_id], header=False))  # undo the client's tick
             return
-        render = bot.spawn(bot.warroom.refresh(incident.id, steps=[step_id]))
+        # The header changes only when the step completes, and complete_step re-renders it then.
+        render = bot.spawn(bot.warroom.refresh(incident.id, steps=[step_id], header=False))
         await asyncio.wait([render], timeout=RENDER_WITHIN_ACK_SECONDS)
         await ack()
 
