@@ -8,7 +8,10 @@ Work after the ack runs through bot.spawn so it is tracked.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from bot.engine.approvals import message_key
 from bot.engine.checklists import Refused
@@ -29,11 +32,34 @@ from bot.views.decision import (
     declined_reason,
 )
 from handlers.commands import Ack, add_subcommand
-from handlers.interaction import Click, click_from, incident_for_message, refuse
+from handlers.interaction import Click, click_from, incident_for_message
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
     from handlers.command_parser import Command
+
+log = logging.getLogger(__name__)
+
+
+async def tell(bot: Rollbot, click: Click, body: dict[str, Any], text: str) -> None:
+    """An ephemeral answer to the clicker. Through the click's response_url first: it reaches people who are not
+    members of the channel (an outsider viewing a public war room), where chat.postEphemeral cannot."""
+    url = body.get("response_url")
+    if url:
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(url, json={"response_type": "ephemeral", "replace_original": False,
+                                                        "text": text})
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            log.info("response_url answer failed (%s); trying an ephemeral message", exc)
+    if click.channel:
+        await bot.svc.slack.ephemeral(click.channel, click.user, text)
+
+
+async def refuse(bot: Rollbot, click: Click, body: dict[str, Any], text: str) -> None:
+    await tell(bot, click, body, f":no_entry: {text}")
 
 
 async def request_for_click(bot: Rollbot, click: Click, request_id: str | None = None) -> ApprovalRequest | None:
@@ -59,15 +85,14 @@ def register(bot: Rollbot) -> None:
         async def work() -> None:
             request = await request_for_click(bot, click, click.value)
             if request is None:
-                await refuse(bot, click, "That approval does not belong to an incident here.")
+                await refuse(bot, click, body, "That approval does not belong to an incident here.")
                 return
             try:
                 result = await bot.approvals.vote(request.id, click.user, "approve")
             except Refused as exc:
-                await refuse(bot, click, str(exc))
+                await refuse(bot, click, body, str(exc))
                 return
-            if click.channel:
-                await bot.svc.slack.ephemeral(click.channel, click.user, result.message)
+            await tell(bot, click, body, result.message)
 
         bot.spawn(work())  # spawned before the ack, so the harness (and shutdown) can wait for it
         await ack()
@@ -79,12 +104,12 @@ def register(bot: Rollbot) -> None:
         async def work() -> None:
             request = await request_for_click(bot, click, click.value)
             if request is None or click.trigger_id is None:
-                await refuse(bot, click, "That approval does not belong to an incident here.")
+                await refuse(bot, click, body, "That approval does not belong to an incident here.")
                 return
             try:  # refused at once (and audited) rather than after typing a reason
                 await bot.approvals.check_voter(request, click.user, "decline")
             except Refused as exc:
-                await refuse(bot, click, str(exc))
+                await refuse(bot, click, body, str(exc))
                 return
             what = "Decline the rollback" if request.subject == "rollback" else "Decline this action"
             await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=decline_modal(request.id, what))
@@ -115,13 +140,13 @@ def register(bot: Rollbot) -> None:
     async def change_level(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         click = click_from(body, action)
         level = str((action.get("selected_option") or {}).get("value", ""))
-        bot.spawn(_change_level(bot, click, None, level or None))
+        bot.spawn(_change_level(bot, click, body, None, level or None))
         await ack()
 
     @app.action(REOPEN)
     async def reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         click = click_from(body, action)
-        bot.spawn(_change_level(bot, click, click.value, None))
+        bot.spawn(_change_level(bot, click, body, click.value, None))
         await ack()
 
     async def open_confirmation(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -130,12 +155,12 @@ def register(bot: Rollbot) -> None:
         async def work() -> None:
             request = await request_for_click(bot, click, click.value)
             if request is None or click.trigger_id is None:
-                await refuse(bot, click, "That approval does not belong to an incident here.")
+                await refuse(bot, click, body, "That approval does not belong to an incident here.")
                 return
             try:
                 challenge = await bot.approvals.open_confirmation(request.id, click.user)
             except Refused as exc:
-                await refuse(bot, click, str(exc))
+                await refuse(bot, click, body, str(exc))
                 return
             await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=confirm_modal(
                 challenge.id, challenge.action_title, challenge.prompt, challenge.phrase, challenge.expires_at))
@@ -163,18 +188,18 @@ def register(bot: Rollbot) -> None:
     add_subcommand("role", _role)
 
 
-async def _change_level(bot: Rollbot, click: Click, request_id: str | None, level: str | None) -> None:
+async def _change_level(bot: Rollbot, click: Click, body: dict[str, Any], request_id: str | None,
+                        level: str | None) -> None:
     request = await request_for_click(bot, click, request_id)
     if request is None or request.subject != "rollback":
-        await refuse(bot, click, "That decision does not belong to an incident here.")
+        await refuse(bot, click, body, "That decision does not belong to an incident here.")
         return
     try:
         message = await bot.approvals.change_level(request.incident_id, level, click.user)
     except Refused as exc:
-        await refuse(bot, click, str(exc))
+        await refuse(bot, click, body, str(exc))
         return
-    if click.channel:
-        await bot.svc.slack.ephemeral(click.channel, click.user, message)
+    await tell(bot, click, body, message)
 
 
 async def _role(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:

@@ -191,7 +191,8 @@ def _outcome(view: ApprovalView) -> str:
         return f":x: *{'Rollback' if view.is_rollback else 'Action'} declined*{at}{by}" + \
             (f": {view.reason}" if view.reason else ".")
     if view.status == "pending" and view.missing:
-        return f"Waiting for: {', '.join(view.missing)}"
+        joiner = " or " if view.policy_kind == "any_of" else ", "
+        return f"Waiting for: {joiner.join(view.missing)}"
     if view.status == "pending" and view.confirmation_prompt and not view.confirmed_by:
         return "Waiting for: the typed confirmation phrase"
     return ""
