@@ -117,6 +117,12 @@ class Rollbot:
             log.error("background task failed", exc_info=task.exception())
 
     async def idle(self) -> None:
-        """Wait for background work to finish (tests and the demo use it instead of sleeping)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        """Wait for background work to finish (tests and the demo use it instead of sleeping): ours, and the
+        listener work Bolt continues after an ack (its tasks are not exposed, so they are found by name)."""
+        while True:
+            pending = set(self._tasks) | {
+                t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+                and "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")}
+            if not pending:
+                return
+            await asyncio.wait(pending)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from bot.store.models import Incident
 
 if TYPE_CHECKING:
@@ -18,6 +20,7 @@ class Click:
     message_ts: str | None
     trigger_id: str | None
     action: dict[str, Any]
+    response_url: str | None = None
 
     @property
     def value(self) -> str:
@@ -28,7 +31,7 @@ def click_from(body: dict[str, Any], action: dict[str, Any]) -> Click:
     container = body.get("container") or {}
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
     return Click(user=body["user"]["id"], channel=channel, message_ts=container.get("message_ts"),
-                 trigger_id=body.get("trigger_id"), action=action)
+                 trigger_id=body.get("trigger_id"), action=action, response_url=body.get("response_url"))
 
 
 async def incident_for_message(bot: Rollbot, click: Click, key: str) -> Incident | None:
@@ -46,5 +49,16 @@ async def incident_for_message(bot: Rollbot, click: Click, key: str) -> Incident
 
 
 async def refuse(bot: Rollbot, click: Click, text: str) -> None:
+    """Tell only the person who clicked. The response_url reaches them even when they are not a channel member
+    (an ephemeral would fail with user_not_in_channel)."""
+    if click.response_url:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.post(click.response_url, json={
+                    "response_type": "ephemeral", "replace_original": False, "text": f":no_entry: {text}"})
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
     if click.channel:
         await bot.svc.slack.ephemeral(click.channel, click.user, f":no_entry: {text}")
