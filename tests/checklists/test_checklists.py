@@ -108,6 +108,8 @@ async def test_forged_clicks_are_refused_and_change_nothing(tmp_path: Path) -> N
         other = await h.bot.incidents.declare(
             h.bot.drills.declaration("U100TL01", "database_only"))
         await h.bot.warroom.open(other[0].id)
+        other_channel = (await h.bot.incidents.get(other[0].id)).channel_id  # type: ignore[union-attr]
+        assert other_channel and other_channel != incident.channel_id
         message = _step_message(h, incident, 1)
         payload_base = {"type": "block_actions", "user": {"id": "U100TL01"}, "trigger_id": "1.2.3",
                         "team": {"id": "T0ROLLBOT"}, "api_app_id": "A0ROLLBOT", "token": "t"}
@@ -126,7 +128,7 @@ async def test_forged_clicks_are_refused_and_change_nothing(tmp_path: Path) -> N
         await forge(incident.channel_id or "", message["ts"], f"cl|{step.id}|{task}|0", ["not_an_item.1"])
         await forge(incident.channel_id or "", message["ts"], f"cl|no_such_step|{task}|0", [f"{task}.1"])
         # A real step message ts, replayed against another incident's channel.
-        await forge(other[0].channel_id or "", message["ts"], f"cl|{step.id}|{task}|0", [f"{task}.1"])
+        await forge(other_channel, message["ts"], f"cl|{step.id}|{task}|0", [f"{task}.1"])
         await h.settle()
         async with h.bot.db.session() as session:
             forged = (await session.exec(select(ChecklistItemState).where(ChecklistItemState.by == "U100TL01"))).all()
