@@ -1,0 +1,125 @@
+"""A destructive action (the database restore, `--confirm-data-loss`) needs its own policy (Technical Lead AND
+Database Admin) and the typed confirmation phrase (the restore point), checked on the server against a
+challenge bound to the request and the user, single use, expiring after five minutes. End to end: the
+executions engine asks the gate, clicks and modal submissions come from the Slack sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.store.models import ConfirmationChallenge, Execution, Incident
+from bot.views.decision import ACTION_APPROVE, ACTION_CONFIRM, ACTION_DECLINE, APPROVE
+from tests.approvals.support import EventLog, action_ids, click, declare, ephemerals, kinds, message
+from tests.support.harness import Harness, harness
+
+TL1, DB1, OUT = "U100TL01", "U300DB01", "U900OUT1"
+RESTORE_POINT = (Path(__file__).resolve().parents[2] / "examples" / "launch" / "last-stable-db-backup.txt").read_text().strip()
+
+
+@pytest.fixture(autouse=True)
+def fast_scripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLBOT_SCRIPT_SPEED", "100")  # the sample restore script's pauses, 100 times shorter
+
+
+async def approved_incident_with_a_restore_request(h: Harness) -> tuple[Incident, Execution, str]:
+    """An approved rollback, then a Run of the database restore (Step 5) by the Technical Lead."""
+    incident = await declare(h, "immediate")
+    await click(h, incident, "decision", TL1, APPROVE)
+    requested = await h.bot.executions.request(incident.id, "application_rollback", "database_rollback_run",
+                                               "rollback_database", TL1)
+    await h.settle()
+    execution = requested.execution
+    assert execution.state == "requested" and execution.params["restore_point"] == RESTORE_POINT
+    return incident, execution, f"approval:execution:{execution.id}"
+
+
+async def execution_state(h: Harness, execution_id: str) -> str:
+    async with h.bot.db.session() as session:
+        row = await session.get(Execution, execution_id)
+        assert row is not None
+        return row.state
+
+
+async def open_modal(h: Harness, incident: Incident, key: str, user: str) -> dict:
+    before = len(h.state()["views"].get(user, []))
+    await click(h, incident, key, user, ACTION_CONFIRM)
+    views = h.state()["views"].get(user, [])
+    assert len(views) == before + 1, ephemerals(h, user)
+    return views[-1]
+
+
+async def submit(h: Harness, user: str, view: dict, phrase: str) -> dict:
+    result = await h.sb.submit(user, view["id"], {"phrase": phrase})
+    await h.settle()
+    return result
+
+
+async def test_the_restore_runs_only_with_both_roles_and_the_right_phrase_typed_in_time_once(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        log = EventLog(h, "action_approved", "action_declined")
+        incident, execution, key = await approved_incident_with_a_restore_request(h)
+        posted = await message(h, incident, key)
+        header = await h.bot.svc.slack.message_ref(incident.id, "header")
+        assert header and posted.get("thread_ts") == header.ts, "posted in the incident thread"
+        assert "Technical Lead + Database Admin" in str(posted["blocks"]) and RESTORE_POINT in str(posted["blocks"])
+        assert action_ids(posted) == [ACTION_APPROVE, ACTION_DECLINE, ACTION_CONFIRM]
+
+        await click(h, incident, key, OUT, ACTION_CONFIRM)  # neither the requester nor an approver
+        assert "Only the Technical Lead or Database Admin" in ephemerals(h, OUT)[-1]
+        assert not h.state()["views"].get(OUT)
+
+        view = await open_modal(h, incident, key, TL1)
+        wrong = await submit(h, TL1, view, "backup-19990101-0000")
+        assert wrong["body"]["response_action"] == "errors"
+        assert "not the confirmation phrase" in wrong["body"]["errors"]["phrase"]
+
+        h.clock.advance(301)  # the challenge lives five minutes
+        expired = await submit(h, TL1, view, RESTORE_POINT)
+        assert "expired" in expired["body"]["errors"]["phrase"]
+
+        view = await open_modal(h, incident, key, TL1)
+        replay = copy.deepcopy(view)
+        right = await submit(h, TL1, view, f"  {RESTORE_POINT} ")
+        assert right["status"] == 200 and not right["body"], "accepted: the modal closes"
+        h.sb.ws.views.setdefault(TL1, []).append(replay)  # the same submission, sent again
+        reused = await submit(h, TL1, replay, RESTORE_POINT)
+        assert "already used" in reused["body"]["errors"]["phrase"]
+
+        shown = await message(h, incident, key)
+        assert f"typed by <@{TL1}>" in str(shown["blocks"]) and ACTION_CONFIRM not in action_ids(shown)
+        assert await execution_state(h, execution.id) == "requested", "the phrase alone approves nothing"
+
+        await click(h, incident, key, TL1, ACTION_APPROVE)
+        assert await execution_state(h, execution.id) == "requested", "Technical Lead alone: Database Admin missing"
+        await click(h, incident, key, DB1, ACTION_APPROVE)  # DB1 holds Database Admin through the S300DBA group
+        assert log.of("action_approved") == [{"incident_id": incident.id, "execution_id": execution.id}]
+        finished = await h.bot.executions.wait(execution.id)
+        assert finished.state == "succeeded", finished.output
+        assert action_ids(await message(h, incident, key)) == []
+
+        counted = await kinds(h, incident.id)
+        assert counted["confirmation_refused"] == 4  # outsider, wrong, expired, reused
+        assert counted["confirmation_typed"] == 1 and counted["action_approved"] == 1
+        async with h.bot.db.session() as session:
+            challenges = (await session.exec(select(ConfirmationChallenge))).all()
+        assert len(challenges) == 2 and all(c.user_id == TL1 for c in challenges)
+        assert all(RESTORE_POINT not in c.phrase_sha256 for c in challenges), "only the digest is stored"
+        assert log.count("action_declined") == 0
+
+
+async def test_a_database_admin_declining_cancels_the_restore(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        log = EventLog(h, "action_declined")
+        incident, execution, key = await approved_incident_with_a_restore_request(h)
+        await click(h, incident, key, DB1, ACTION_DECLINE)
+        [view] = h.state()["views"][DB1]
+        await h.sb.submit(DB1, view["id"], {"reason": "no corruption found: restore not needed"})
+        await h.settle()
+        assert log.of("action_declined") == [{"incident_id": incident.id, "execution_id": execution.id}]
+        assert await execution_state(h, execution.id) == "cancelled"
+        shown = await message(h, incident, key)
+        assert action_ids(shown) == [] and "no corruption found" in str(shown["blocks"])
