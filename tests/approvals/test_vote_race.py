@@ -1,4 +1,4 @@
-"""Votes racing on the engine directly, many requests at once: each two-person request is decided exactly once,
+"""Votes racing on the engine directly, many requests at once (60 on PostgreSQL): each two-person request is decided exactly once,
 by exactly one vote, and never left pending with both roles in (what a missing request lock loses on
 PostgreSQL, where two transactions would each miss the other's vote)."""
 
@@ -19,12 +19,13 @@ APPROVERS = ("U100TL01", "U200DO01")  # exactly the two needed: the worst case, 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_sixty_requests_with_two_racing_approvers_each_are_decided_once(tmp_path: Path, backend: str) -> None:
+async def test_requests_with_two_racing_approvers_are_each_decided_once(tmp_path: Path, backend: str) -> None:
     async with harness(tmp_path, backend) as h:
         incident = await declare(h, "urgent")
-        ids = [f"apr-race-{i}" for i in range(60)]
+        count = 60 if backend == "postgres" else 15  # SQLite serializes writers; PostgreSQL is where races bite
+        ids = [f"apr-race-{i}" for i in range(count)]
         async with h.bot.db.session() as session:
-            for request_id in ids:  # synthetic subjects: the engine's vote path, without 60 war rooms
+            for request_id in ids:  # synthetic subjects: the engine's vote path, without a war room each
                 session.add(ApprovalRequest(id=request_id, incident_id=incident.id, subject=f"race:{request_id}",
                                             policy={"all_of": ["technical_lead", "devops_lead"]},
                                             requested_by="U500OC01", requested_at=h.clock.now()))
@@ -40,5 +41,5 @@ async def test_sixty_requests_with_two_racing_approvers_each_are_decided_once(tm
             approved = (await session.exec(select(TimelineEvent.id).where(
                 TimelineEvent.kind == "action_approved"))).all()
         assert set(statuses) == {"approved"}
-        assert len(cast) == len(set(cast)) == 120
-        assert len(approved) == 60
+        assert len(cast) == len(set(cast)) == 2 * count
+        assert len(approved) == count
