@@ -4,6 +4,8 @@ would (clicking buttons and checkboxes, submitting modals, typing /rollback)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -16,7 +18,7 @@ from bot.demo.printer import Printer
 from bot.runbook.model import Step
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.workspace import Message
-from bot.store.models import Execution, Incident, StepState
+from bot.store.models import ApprovalRequest, Execution, Incident, StepState
 
 BUSY = ("requested", "approved", "running")
 
@@ -32,6 +34,7 @@ class Responders:
         self.clock = clock
         self.printer = printer
         self.incident_id: str | None = None
+        self.handled: set[str] = set()
 
     # --- looking and waiting ---------------------------------------------------------------------------
 
@@ -143,14 +146,35 @@ class Responders:
         return bool(mine) and all(r.state not in BUSY for r in mine)
 
     async def approve_pending_actions(self) -> None:
-        """A destructive action waits for its own approvers and the typed confirmation."""
+        """A destructive action waits for its own approvers (one person per role) and the typed confirmation."""
         inc = await self.incident()
-        for message in self.messages(inc.channel_id or ""):
-            for button in self.buttons(message):
-                if button["action_id"] == "action_approve":
-                    for role in ("technical_lead", "database_admin"):
-                        await self.click(await self.holder(role), inc.channel_id or "", message.ts,
-                                         action_id="action_approve", value=button.get("value"))
+        channel = inc.channel_id or ""
+        for message in self.messages(channel):
+            buttons = {b["action_id"]: b for b in self.buttons(message)}
+            approve = buttons.get("action_approve")
+            if approve is None or approve.get("value") in self.handled:
+                continue
+            self.handled.add(str(approve.get("value")))
+            policy = await self._policy_of_request(str(approve.get("value")))
+            voters: list[str] = []
+            for role in policy:
+                voters.append(await self.holder(role, avoid=set(voters)))
+            if "action_confirm" in buttons:
+                await self.click(voters[0], channel, message.ts, action_id="action_confirm",
+                                 value=buttons["action_confirm"].get("value"))
+                view = await self.wait_for(lambda u=voters[0]: next(
+                    (v for v in reversed(self.sb.ws.views.get(u, [])) if v.get("callback_id") == "action_confirm_phrase"),
+                    None), "the confirmation modal")
+                phrase = re.search(r"Type exactly: `([^`]+)`", json.dumps(view["blocks"]))
+                await self.sb.submit(voters[0], view["id"], {"phrase": phrase.group(1) if phrase else ""})
+            for user in voters:
+                await self.click(user, channel, message.ts, action_id="action_approve", value=approve.get("value"))
+
+    async def _policy_of_request(self, request_id: str) -> list[str]:
+        async with self.bot.db.session() as session:
+            request = await session.get(ApprovalRequest, request_id)
+        policy = request.policy if request else {}
+        return list(policy.get("all_of") or policy.get("any_of", [])[:1])
 
     async def tick_all(self, step: Step, user: str) -> None:
         """Tick every item, one task's checkbox element at a time per person (tasks side by side), re-reading the
