@@ -27,12 +27,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import utc
 from bot.engine import timeline, timers
 from bot.engine.checklists import Checklists, Refused
+from bot.engine.once import claim_once
 from bot.engine.policy import Ballot, Outcome, Policy, evaluate
 from bot.engine.procedure import procedure_for
 from bot.engine.services import Services
 from bot.engine.warroom import WarRoom
 from bot.runbook.model import Action
-from bot.store.models import ApprovalRequest, ConfirmationChallenge, Execution, Incident, RoleOverride, Timer, Vote
+from bot.store.models import (
+    ApprovalRequest,
+    Claim,
+    ConfirmationChallenge,
+    Execution,
+    Incident,
+    RoleOverride,
+    Timer,
+    Vote,
+)
 from bot.views.common import clock_time, mentions
 from bot.views.decision import ApprovalView, LevelChoice, RoleLine, VoteLine, approval_blocks, approval_text
 
@@ -41,6 +51,8 @@ log = logging.getLogger(__name__)
 ROLLBACK = "rollback"
 DECISION_KEY = "decision"
 DUE_TIMER = "decision_due"
+FOLLOW_UP_TIMER = "approval_follow_up"
+FOLLOW_UP_GRACE = timedelta(seconds=60)  # longer than any follow-up takes: the timer only acts when one was lost
 CONFIRM_SECONDS = 300  # a typed-confirmation challenge lives five minutes and is used once
 DECIDED = ("approved", "declined")
 _PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -99,6 +111,7 @@ class Approvals:
         svc.on_declare.append(self._open_rollback_request)
         svc.events.on("war_room_ready", self._on_war_room_ready)
         svc.timers.on(DUE_TIMER, self.on_decision_due)
+        svc.timers.on(FOLLOW_UP_TIMER, self.on_follow_up)
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -214,7 +227,8 @@ class Approvals:
                             actor=user, request=request_id, vote=choice, roles=held)
             outcome = await self._evaluate(session, row, policy)
             if outcome.status != "pending":
-                decided = await self._decide(session, row, outcome, now, reason if choice == "decline" else None, what)
+                decided = await self._decide(session, row, outcome, now, reason if choice == "decline" else None, what,
+                                             user)
         if decided:
             result = VoteResult("decided", f"{_cap(what)} is {outcome.status}: your vote decided it.",
                                 request_id, outcome.status)
@@ -248,9 +262,9 @@ class Approvals:
         return "the typed confirmation phrase" if outcome.status == "pending" else ""
 
     async def _decide(self, session: AsyncSession, row: ApprovalRequest, outcome: Outcome, now: datetime,
-                      reason: str | None, what: str) -> bool:
-        """Must not open another session: the caller holds the request's lock (SQLite: the write lock)."""
-        """The one conditional write that decides a request (and, for the rollback, the incident)."""
+                      reason: str | None, what: str, user: str) -> bool:
+        """The one conditional write that decides a request (and, for the rollback, the incident), with a durable
+        safety net for what follows it. Opens no other session: the caller holds the request's lock."""
         result = await session.exec(update(ApprovalRequest).where(  # type: ignore[call-overload]
             ApprovalRequest.id == row.id, ApprovalRequest.status == "pending").values(
             status=outcome.status, decided_at=now, reason=reason))
@@ -274,6 +288,11 @@ class Approvals:
             timeline.record(session, row.incident_id, now, f"action_{outcome.status}", text,
                             actor=who[0][0] if who else None, request=row.id, subject=row.subject,
                             deciders=[u for u, _ in who])
+        # The follow-up (events, the decision step, messages) runs right after the commit; should this process die
+        # first, this timer runs it on whichever replica is alive.
+        await timers.schedule(session, key=f"{row.incident_id}:{FOLLOW_UP_TIMER}:{row.id}", kind=FOLLOW_UP_TIMER,
+                              due_at=now + FOLLOW_UP_GRACE, incident_id=row.incident_id,
+                              payload={"request": row.id, "status": outcome.status, "user": user})
         return True
 
     @staticmethod
@@ -286,6 +305,7 @@ class Approvals:
         return list(seen.items())
 
     async def _after_decision(self, decision: _Decision) -> None:
+        """Render, announce, complete the decision step, emit the event; then mark it done for the safety-net timer."""
         request = await self.get(decision.request_id)
         incident_id = request.incident_id
         await self.render(request.id)
@@ -293,16 +313,28 @@ class Approvals:
             execution_id = request.subject.split(":", 1)[1]
             event = "action_approved" if decision.status == "approved" else "action_declined"
             await self.svc.events.emit(event, incident_id=incident_id, execution_id=execution_id)
-            return
-        await self._announce_decision(request)
-        if decision.status == "approved":
-            incident = await self._incident(incident_id)
-            step = procedure_for(self.svc.runbook, incident.scenario_id).decision_step()
-            if step is not None:
-                await self.checklists.complete_step(incident_id, step.id, decision.user, "done", "rollback approved",
-                                                    authorize=False)
-        await self.svc.events.emit("decided", incident_id=incident_id, decision=decision.status)
-        await self.warroom.refresh(incident_id)
+        else:
+            await self._announce_decision(request)
+            if decision.status == "approved":
+                incident = await self._incident(incident_id)
+                step = procedure_for(self.svc.runbook, incident.scenario_id).decision_step()
+                if step is not None:
+                    await self.checklists.complete_step(incident_id, step.id, decision.user, "done",
+                                                        "rollback approved", authorize=False)
+            await self.svc.events.emit("decided", incident_id=incident_id, decision=decision.status)
+            await self.warroom.refresh(incident_id)
+        async with self.svc.db.session() as session:
+            await claim_once(session, f"{request.id}:follow_up_done", self.svc.settings.replica_id,
+                             self.svc.clock.now())
+
+    async def on_follow_up(self, timer: Timer) -> None:
+        """The safety net: a decision whose follow-up never finished (its process died) gets it now."""
+        request_id = str(timer.payload.get("request"))
+        async with self.svc.db.session() as session:
+            if await session.get(Claim, f"{request_id}:follow_up_done") is not None:
+                return
+        log.warning("approval %s: finishing the follow-up of its decision", request_id)
+        await self._after_decision(_Decision(request_id, str(timer.payload["status"]), str(timer.payload["user"])))
 
     async def _announce_decision(self, request: ApprovalRequest) -> None:
         incident = await self._incident(request.incident_id)
@@ -405,7 +437,7 @@ class Approvals:
             row.status, row.policy, row.deadline_at = "pending", policy.to_dict(), deadline
             outcome = await self._evaluate(session, row, policy)
             if outcome.status != "pending":
-                decided = await self._decide(session, row, outcome, now, None, "the rollback")
+                decided = await self._decide(session, row, outcome, now, None, "the rollback", user)
         held = await self.svc.roles.holders(list(policy.roles), incident_id)
         people = [u for r in policy.roles for u in held.get(r, [])]
         if incident.channel_id:
@@ -562,7 +594,7 @@ class Approvals:
                 outcome = await self._evaluate(session, row, Policy.from_dict(row.policy))
                 if outcome.status != "pending":
                     what = action.title if action else row.subject
-                    decided = await self._decide(session, row, outcome, now, None, what)
+                    decided = await self._decide(session, row, outcome, now, None, what, user)
         if problem:
             raise Refused(problem)
         if decided:
@@ -652,13 +684,13 @@ class Approvals:
             levels = tuple(LevelChoice(lv.id, lv.title, lv.decision_minutes, Policy.from_model(lv.approval).words(
                 self.title)) for lv in runbook.levels if lv.id != level.id)
             view = ApprovalView(title=level.title, description=level.description, levels=levels, **common)
-        else:
-            assert action is not None and execution is not None
-            details = tuple(f"`{k}`: `{v}`" for k, v in execution.params.items())
+        else:  # an action's approval (its execution row is there unless the store was edited by hand)
+            details = tuple(f"`{k}`: `{v}`" for k, v in execution.params.items()) if execution else ()
             step = procedure_for(runbook, incident.scenario_id).step(execution.step_id) \
-                if execution.step_id else None
+                if execution and execution.step_id else None
             view = ApprovalView(
-                title=action.title, description=f"Step {step.number}: {step.title}" if step else "", details=details,
+                title=action.title if action else request.subject,
+                description=f"Step {step.number}: {step.title}" if step else "", details=details,
                 confirmation_prompt=action.confirmation.prompt if action.confirmation else "",
                 confirmed_by=confirmation.user_id if confirmation else None,
                 confirmed_at=confirmation.used_at if confirmation else None, **common)

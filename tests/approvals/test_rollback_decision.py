@@ -92,6 +92,28 @@ async def test_each_level_is_approved_by_exactly_its_policy_and_an_outsider_is_r
         assert (await kinds(h, incident.id))["decided"] == 1
         approvers = [u for u, outcome in clicks if outcome != "refused"]
         assert [v.user_id for v in await votes(h, request.id)] == approvers
+        await h.advance(61)  # the follow-up's safety-net timer finds it done and does nothing
+        assert log.count("decided") == 1
+
+
+async def test_a_decision_whose_follow_up_was_lost_is_finished_once_by_the_durable_timer(tmp_path: Path) -> None:
+    """The deciding vote commits, then its process dies before announcing it (follow_up=False stands in for the
+    crash): the timer written with the decision completes the decision step and emits `decided`, once."""
+    async with harness(tmp_path) as h:
+        log = EventLog(h, "decided")
+        incident = await declare(h, "urgent")
+        request = await rollback_request(h, incident.id)
+        await click(h, incident, "decision", TL1, APPROVE)
+        result = await h.bot.approvals.vote(request.id, DO1, "approve", follow_up=False)
+        assert result.kind == "decided" and (await refreshed(h, incident.id)).decision == "approved"
+        await h.advance(59)
+        assert log.count("decided") == 0 and await step_status(h, incident.id, "rollback_decision") == "active"
+        await h.advance(2)
+        assert log.of("decided") == [{"incident_id": incident.id, "decision": "approved"}]
+        assert await step_status(h, incident.id, "rollback_decision") == "done"
+        assert action_ids(await message(h, incident, "decision")) == []
+        await h.advance(120)
+        assert log.count("decided") == 1
 
 
 async def test_one_person_holding_both_roles_fills_one_slot_only(tmp_path: Path) -> None:
