@@ -213,6 +213,12 @@ class Approvals:
                 return VoteResult("late", f"The decision deadline passed at {clock_time(row.deadline_at)}; your vote "
                                   "was not counted. Re-open the vote on the decision message to decide now.",
                                   request_id, row.status)
+            if row.policy != request.policy:  # the level changed between the role check and the lock
+                timeline.record(session, row.incident_id, now, "vote_ignored",
+                                f"<@{user}> voted {choice} as the level changed: nothing changed", actor=user,
+                                request=request_id, vote=choice, why="policy_changed")
+                return VoteResult("closed", "The level changed as you clicked; read the updated message and vote "
+                                  "again.", request_id, row.status)
             vote = {"request_id": request_id, "user_id": user, "vote": choice, "roles": held, "at": now,
                     "reason": reason}
             inserted = await session.exec(_insert(session)(Vote).values(**vote).on_conflict_do_nothing(
@@ -434,8 +440,7 @@ class Approvals:
             timeline.record(session, incident_id, now, "level_changed",
                             f"<@{user}> {verb}: needs {policy.words(self.title)} by {clock_time(deadline)}",
                             actor=user, level=level.id, previous=old.id, request=row.id)
-            row.status, row.policy, row.deadline_at = "pending", policy.to_dict(), deadline
-            outcome = await self._evaluate(session, row, policy)
+            outcome = await self._evaluate(session, row, policy)  # the votes cast in time, under the new policy
             if outcome.status != "pending":
                 decided = await self._decide(session, row, outcome, now, None, "the rollback", user)
         held = await self.svc.roles.holders(list(policy.roles), incident_id)
