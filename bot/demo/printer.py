@@ -13,11 +13,17 @@ from bot.sandbox.server import SandboxServer
 WIDTH = 110
 
 
-def _first_line(message: dict[str, Any]) -> str:
+EMOJI = {":white_check_mark:": "✅", ":x:": "❌", ":alarm_clock:": "⏰", ":hourglass:": "⌛", ":stopwatch:": "⏱",
+         ":rotating_light:": "🚨", ":warning:": "⚠️", ":test_tube:": "🧪", ":no_entry:": "⛔", ":bell:": "🔔",
+         ":pager:": "📟", ":mega:": "📣", ":memo:": "📝", ":white_circle:": "⚪"}
+
+
+def _first_line(message: dict[str, Any], names: dict[str, str] | None = None) -> str:
     text = message.get("text") or ""
     if not text and message.get("files"):
         text = "(file) " + ", ".join(f["id"] for f in message["files"])
-    text = re.sub(r"<@([A-Z0-9]+)(\|[^>]*)?>", r"@\1", text)
+    text = re.sub(r"<@([A-Z0-9]+)(\|[^>]*)?>", lambda m: "@" + (names or {}).get(m.group(1), m.group(1)), text)
+    text = re.sub(r":[a-z_]+:", lambda m: EMOJI.get(m.group(0), m.group(0)), text).replace("*", "")
     text = re.sub(r"<#([A-Z0-9]+)(\|[^>]*)?>", r"#\1", text)
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2", text)
     line = text.strip().splitlines()[0] if text.strip() else "(blocks)"
@@ -50,7 +56,7 @@ class Printer:
             where = f"DM→{self.names.get(channel.im_user or '', channel.im_user)}" if channel.is_im else f"#{channel.name}"
             for message in channel.messages:
                 key = (channel.id, message.ts)
-                line = _first_line(message.to_api())
+                line = _first_line(message.to_api(), self.names)
                 if key in self.seen:
                     if self.edited.get(key) != line:  # an update that says something new (a result, a decision)
                         self.edited[key] = line
