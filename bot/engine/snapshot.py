@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.engine.procedure import Procedure, procedure_for
 from bot.runbook.model import Runbook, Step
 from bot.store.db import Database
-from bot.store.models import ChecklistItemState, Incident, StepState
+from bot.store.models import ApprovalRequest, ChecklistItemState, Incident, StepState
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Snapshot:
     items: dict[tuple[str, str], ChecklistItemState]
     now: datetime
     holders: dict[str, list[str]] = field(default_factory=dict)
+    decision_deadline: datetime | None = None  # the rollback vote's deadline (moves when the level changes)
 
     @property
     def runbook(self) -> Runbook:
@@ -59,10 +60,13 @@ async def load_snapshot(db: Database, runbook: Runbook, incident_id: str, now: d
         items = (await session.exec(
             select(ChecklistItemState).where(ChecklistItemState.incident_id == incident_id)
         )).all()
+        deadline = (await session.exec(select(ApprovalRequest.deadline_at).where(
+            ApprovalRequest.incident_id == incident_id, ApprovalRequest.subject == "rollback"))).first()
     return Snapshot(
         incident=incident,
         procedure=procedure_for(runbook, incident.scenario_id),
         steps={s.step_id: s for s in steps},
         items={(i.step_id, i.item_id): i for i in items},
         now=now,
+        decision_deadline=deadline,
     )

@@ -39,7 +39,7 @@ def header_blocks(snap: Snapshot) -> list[Block]:
     rto = runbook.objectives.rto_minutes
     elapsed = snap.elapsed_seconds
     left = rto * 60 - elapsed
-    deadline = inc.declared_at + timedelta(minutes=level.decision_minutes)
+    deadline = snap.decision_deadline or inc.declared_at + timedelta(minutes=level.decision_minutes)
     phase = snap.procedure.phase(inc.phase_id) if inc.phase_id else None
     done, total = snap.done_count()
     decision = {
