@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from sqlmodel import select
 
 from bot.app import Rollbot
 from bot.config import load_settings
 from bot.sandbox.server import SandboxServer
 from bot.store.models import TimelineEvent
+from bot.webserver import start_site
 
 ALERT = {
     "version": "4", "status": "firing", "receiver": "rollbot", "groupKey": "bench", "groupLabels": {},
@@ -43,11 +43,7 @@ async def one_run(latency_ms: float, workdir: Path) -> dict[str, float]:
     })
     bot = Rollbot(settings)
     await bot.start(scheduler=False)
-    runner = web.AppRunner(bot.web)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_site(bot.web)
     sb.faults.configure(delay_s=latency_ms / 1000)
     calls_before = len(sb.calls)
     started_wall = time.time()

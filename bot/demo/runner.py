@@ -25,6 +25,7 @@ from bot.engine.procedure import procedure_for
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import Runbook, Step
 from bot.sandbox.server import SandboxServer
+from bot.webserver import start_site
 
 DEFAULT_SPEED = 90.0  # simulated seconds per real second: the 30-minute procedure in about 20 s
 ALERT_TOKEN = "demo-alert-token"
@@ -69,11 +70,7 @@ class Demo:
                                  alert_token=ALERT_TOKEN, tick_seconds=0.2)
         bot = Rollbot(settings, clock=clock)
         await bot.start()
-        runner = web.AppRunner(bot.web)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await start_site(bot.web)
         sb.app_url = f"http://127.0.0.1:{port}/slack/events"
         started: list[datetime] = []
         printer = Printer(sb, lambda: started[0] if started else None, clock.now, self.out)
@@ -99,11 +96,8 @@ class Demo:
 
         app = web.Application()
         app.router.add_get("/health", healthy)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/health"  # type: ignore[union-attr]
+        runner, port = await start_site(app)
+        url = f"http://127.0.0.1:{port}/health"
         for action in load_runbook(DEFAULT_RUNBOOK).actions:
             if action.kind == "check":
                 os.environ[CHECK_URL_ENV_PREFIX + action.id.upper()] = url

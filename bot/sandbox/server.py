@@ -23,6 +23,7 @@ from bot.sandbox.signing import signed_headers
 from bot.sandbox.socket_mode import SocketHub
 from bot.sandbox.webapi import Call, SlackError, WebApi
 from bot.sandbox.workspace import Message, load_workspace
+from bot.webserver import start_site
 
 SCOPES = ("app_mentions:read,bookmarks:write,channels:history,channels:join,channels:manage,channels:read,chat:write,"
           "chat:write.public,commands,files:write,groups:write,im:write,pins:write,reactions:write,usergroups:read,"
@@ -95,11 +96,7 @@ class SandboxServer:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.web_app())
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_site(self.web_app(), host, port)
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from bot.clock import FakeClock
 from bot.config import load_settings
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident
+from bot.webserver import start_site
 from tests.support.blockkit import assert_everything_posted_is_valid
 from tests.support.db import fresh_database
 
@@ -85,11 +86,7 @@ async def harness(tmp_path: Path, backend: str = "sqlite", *, limits: bool = Fal
             clock = FakeClock()
             bot = Rollbot(settings, clock=clock, db_schema=schema)
             await bot.start(scheduler=False)
-            runner = web.AppRunner(bot.web)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            runner, port = await start_site(bot.web)
             app_url = f"http://127.0.0.1:{port}"
             sb.app_url = f"{app_url}/slack/events"
             try:
