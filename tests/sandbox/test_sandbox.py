@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.signing import sign
+from bot.webserver import start_site
 
 SLACK_VECTOR_BODY = (
     "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar"
@@ -76,11 +77,7 @@ async def test_deliveries_are_signed_so_that_slack_sdk_verifies_them(sb: Sandbox
 async def _serve(handler: Any) -> tuple[web.AppRunner, int]:
     app = web.Application()
     app.router.add_post("/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return await start_site(app)
 
 
 async def test_auth_test_has_the_bot_ids_and_scopes_header(sb: SandboxServer) -> None:
