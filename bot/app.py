@@ -18,6 +18,7 @@ from bot.coord import Coordinator, LocalCoordinator
 from bot.engine.approvals import Approvals
 from bot.engine.checklists import Checklists
 from bot.engine.drills import Drills
+from bot.engine.escalation import Escalation
 from bot.engine.executions import Executions
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
@@ -57,6 +58,7 @@ class Rollbot:
         # Engine modules added by later features attach here (each subscribes to svc.events / timers itself).
         self.checklists = Checklists(self.svc, self.warroom)
         self.drills = Drills(self.svc, self.incidents, self.warroom)
+        self.escalation = Escalation(self.svc)
         self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
         self.approvals = Approvals(self.svc, self.warroom, self.checklists)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -67,10 +69,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, approvals, checklists, commands, drills, executions, health, slack_events
+        from handlers import alerts, approvals, checklists, commands, drills, escalation, executions, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists, executions, drills, approvals):
+        for module in (commands, slack_events, checklists, executions, drills, approvals, escalation):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):

@@ -49,6 +49,11 @@ class RoleDirectory:
             held[role] = list(dict.fromkeys(users + overrides.get(role, [])))
         return held
 
+    async def resolve_contacts(self, contacts: list[object]) -> list[str]:
+        """User ids behind a list of roster contacts (users, user groups, emails)."""
+        resolved = await asyncio.gather(*(self._resolve(c) for c in contacts))
+        return list(dict.fromkeys(u for group in resolved for u in group))
+
     async def warm(self, roles: list[str]) -> None:
         """Resolve every role once at start-up so the first incident does not wait on look-ups."""
         await self.holders(roles)

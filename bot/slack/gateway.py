@@ -52,10 +52,12 @@ class SlackGateway:
         self.db = db
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.bot_user_id: str | None = None
+        self.team_id: str | None = None
 
     async def identify(self) -> dict[str, Any]:
         response = await self.client.auth_test()
         self.bot_user_id = response["user_id"]
+        self.team_id = response.get("team_id")
         return response.data  # type: ignore[return-value]
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
