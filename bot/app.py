@@ -17,11 +17,13 @@ from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
 from bot.engine.approvals import Approvals
 from bot.engine.checklists import Checklists
+from bot.engine.comms import Comms
 from bot.engine.drills import Drills
 from bot.engine.escalation import Escalation
 from bot.engine.executions import Executions
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
+from bot.engine.resolution import Resolution
 from bot.engine.roles import RoleDirectory
 from bot.engine.services import Services
 from bot.engine.timers import TimerService
@@ -59,6 +61,8 @@ class Rollbot:
         self.checklists = Checklists(self.svc, self.warroom)
         self.drills = Drills(self.svc, self.incidents, self.warroom)
         self.escalation = Escalation(self.svc)
+        self.comms = Comms(self.svc)
+        self.resolution = Resolution(self.svc, self.warroom)
         self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
         self.approvals = Approvals(self.svc, self.warroom, self.checklists)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -69,10 +73,10 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, approvals, checklists, commands, drills, escalation, executions, health, slack_events
+        from handlers import alerts, approvals, checklists, commands, comms, drills, escalation, executions, health, slack_events
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists, executions, drills, approvals, escalation):
+        for module in (commands, slack_events, checklists, executions, drills, approvals, escalation, comms):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):

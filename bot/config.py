@@ -35,6 +35,7 @@ class Settings(BaseModel):
     replica_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
     statuspage_api_key: SecretStr | None = None
     statuspage_page_id: str | None = None
+    statuspage_api_url: str = "https://api.statuspage.io/v1/"
 
     @field_validator("slack_api_url")
     @classmethod
@@ -81,6 +82,7 @@ ENV_NAMES = {
     "ROLLBOT_REPLICA_ID": "replica_id",
     "STATUSPAGE_API_KEY": "statuspage_api_key",
     "STATUSPAGE_PAGE_ID": "statuspage_page_id",
+    "STATUSPAGE_API_URL": "statuspage_api_url",
 }
 
 

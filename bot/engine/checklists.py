@@ -274,9 +274,9 @@ class Checklists:
         if ref is not None:
             await self.svc.slack.reply(ref.channel, ref.ts, text)
 
-    async def _cancel_timers(self, incident_id: str) -> None:
+    async def _cancel_timers(self, incident_id: str, **_: object) -> None:
         async with self.svc.db.session() as session:
-            await timers.cancel(session, incident_id)
+            await timers.cancel(session, incident_id, except_kinds=timers.AFTER_CLOSE)
 
     # --- helpers ----------------------------------------------------------------------------------
 

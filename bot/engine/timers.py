@@ -34,12 +34,18 @@ async def schedule(session: AsyncSession, *, key: str, kind: str, due_at: dateti
     await session.exec(insert(Timer).values(**values).on_conflict_do_nothing(index_elements=["key"]))  # type: ignore[call-overload]
 
 
+# Timers that outlive the incident: the post-incident follow-ups are scheduled when it closes.
+AFTER_CLOSE = ("follow_up",)
+
+
 async def cancel(session: AsyncSession, incident_id: str, kinds: list[str] | None = None,
-                 key_prefix: str | None = None) -> int:
+                 key_prefix: str | None = None, except_kinds: tuple[str, ...] = ()) -> int:
     """Cancel pending timers of an incident (all, or of some kinds, or under a key prefix)."""
     conditions = [Timer.incident_id == incident_id, Timer.status == "pending"]
     if kinds:
         conditions.append(col(Timer.kind).in_(kinds))
+    if except_kinds:
+        conditions.append(col(Timer.kind).not_in(except_kinds))
     if key_prefix:
         conditions.append(col(Timer.key).startswith(key_prefix))
     result = await session.exec(update(Timer).where(*conditions).values(status="cancelled"))  # type: ignore[call-overload]

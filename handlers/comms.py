@@ -1,0 +1,137 @@
+"""Comms drafts (Approve, Edit, Mark as sent), validation ticks, and `/rollback timeline | note | resolve` with the
+"Add to incident timeline" message shortcut."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from bot.engine import timeline
+from bot.engine.checklists import Refused
+from bot.views.comms import APPROVE, EDIT, EDIT_MODAL, SENT, edit_modal
+from bot.views.timeline import timeline_pages
+from bot.views.validation import TICK
+from handlers.command_parser import Command
+from handlers.commands import Ack, add_subcommand
+from handlers.interaction import click_from, refuse
+
+if TYPE_CHECKING:
+    from bot.app import Rollbot
+
+
+def register(bot: Rollbot) -> None:
+    app = bot.bolt
+
+    async def draft_click(ack: Any, body: dict[str, Any], action: dict[str, Any], verb: str) -> None:
+        await ack()
+        click = click_from(body, action)
+        try:
+            draft_id = int(click.value)
+            if verb == "approve":
+                await bot.comms.approve(draft_id, click.user)
+            elif verb == "sent":
+                await bot.comms.mark_sent(draft_id, click.user)
+            elif click.trigger_id:
+                draft, template = await bot.comms._get(draft_id)
+                await bot.svc.slack.client.views_open(trigger_id=click.trigger_id,
+                                                      view=edit_modal(draft, template.title))
+        except (Refused, ValueError) as exc:
+            await refuse(bot, click, str(exc) if isinstance(exc, Refused) else "That is not a draft.")
+
+    @app.action(APPROVE)
+    async def approve(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await draft_click(ack, body, action, "approve")
+
+    @app.action(SENT)
+    async def sent(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await draft_click(ack, body, action, "sent")
+
+    @app.action(EDIT)
+    async def edit(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await draft_click(ack, body, action, "edit")
+
+    @app.view(EDIT_MODAL)
+    async def edited(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = (view["state"]["values"].get("text", {}).get("text", {}).get("value") or "")
+        try:
+            await bot.comms.edit(int(json.loads(view.get("private_metadata") or "{}")["draft"]), body["user"]["id"], text)
+        except (Refused, KeyError, ValueError) as exc:
+            await ack(response_action="errors", errors={"text": str(exc)[:150]})
+            return
+        await ack()
+
+    @app.action(TICK)
+    async def validation_tick(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body, action)
+        parts = str(action.get("block_id", "")).split("|")
+        incident = await bot.incidents.by_channel(click.channel or "")
+        ref = await bot.svc.slack.message_ref(incident.id, f"validation:{parts[1]}") if incident and len(parts) == 3 \
+            else None
+        if incident is None or ref is None or ref.ts != click.message_ts:
+            await refuse(bot, click, "That checklist does not belong to an incident here.")
+            return
+        chunk = _chunk_values(body, action)
+        try:
+            await bot.resolution.tick(incident.id, parts[1], {o["value"] for o in action.get("selected_options") or []},
+                                      chunk, click.user)
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
+
+    @app.shortcut("timeline_note")
+    async def note_shortcut(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        channel = (body.get("channel") or {}).get("id", "")
+        incident = await bot.incidents.by_channel(channel)
+        user = body["user"]["id"]
+        if incident is None:
+            await bot.svc.slack.ephemeral(channel, user, "Use this on a message in an incident channel.")
+            return
+        text = (body.get("message") or {}).get("text", "")[:1000]
+        await bot.incidents.note(incident.id, "note", f"Note from a message: {text}", actor=user)
+        await bot.svc.slack.ephemeral(channel, user, "Added to the incident timeline.")
+
+    async def show_timeline(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+        incident = await bot.incidents.by_channel(command.get("channel_id", ""))
+        if incident is None:
+            await ack(response_type="ephemeral", text="Run `/rollback timeline` in an incident channel.")
+            return
+        await ack()
+        async with bot.db.session() as session:
+            events = await timeline.events(session, incident.id)
+        for blocks in timeline_pages(events, incident.declared_at, incident.title):
+            await bot.svc.slack.call("chat.postMessage", channel=incident.channel_id, text="Incident timeline",
+                                     blocks=[b.to_dict() for b in blocks])
+
+    async def note(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+        incident = await bot.incidents.by_channel(command.get("channel_id", ""))
+        if incident is None:
+            await ack(response_type="ephemeral", text="Run `/rollback note` in an incident channel.")
+            return
+        await bot.incidents.note(incident.id, "note", cmd.text[:1000], actor=command["user_id"])
+        await ack(response_type="ephemeral", text="Added to the incident timeline.")
+
+    async def resolve(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+        incident = await bot.incidents.by_channel(command.get("channel_id", ""))
+        if incident is None:
+            await ack(response_type="ephemeral", text="Run `/rollback resolve` in the incident channel.")
+            return
+        try:
+            await bot.resolution.check_may_resolve(incident.id, command["user_id"], cmd.override)
+        except Refused as exc:
+            await ack(response_type="ephemeral", text=f":no_entry: {exc}")
+            return
+        await ack(response_type="ephemeral", text="Resolving…")
+        bot.spawn(bot.resolution.resolve(incident.id, command["user_id"], cmd.override))
+
+    add_subcommand("timeline", show_timeline)
+    add_subcommand("note", note)
+    add_subcommand("resolve", resolve)
+
+
+def _chunk_values(body: dict[str, Any], action: dict[str, Any]) -> set[str]:
+    """The option values of the checkbox element that was clicked, from the message Slack sent back."""
+    for block in (body.get("message") or {}).get("blocks", []):
+        if block.get("block_id") == action.get("block_id"):
+            return {o["value"] for e in block.get("elements", []) for o in e.get("options", [])}
+    return set()
