@@ -87,6 +87,7 @@ class Responders:
         result = await self.sb.click(user, channel, ts, **how)
         if result["status"] != 200:
             raise StepStuck(f"click {how} answered {result['status']}")
+        await self.bot.idle()  # people look again only after Slack shows the result of their click
         return result
 
     async def submit_view(self, user: str, callback_id: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -134,13 +135,13 @@ class Responders:
         async with self.bot.db.session() as session:
             rows = (await session.exec(select(Execution).where(
                 Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
-        return any(r.data.get("task_id", task_id) == task_id and r.state == "succeeded" for r in rows)
+        return any(r.task_id == task_id and r.state == "succeeded" for r in rows)
 
     async def _finished(self, step_id: str, task_id: str) -> bool:
         async with self.bot.db.session() as session:
             rows = (await session.exec(select(Execution).where(
                 Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
-        mine = [r for r in rows if r.data.get("task_id", task_id) == task_id]
+        mine = [r for r in rows if r.task_id == task_id]
         if any(r.state == "requested" for r in mine):
             await self.approve_pending_actions()
         return bool(mine) and all(r.state not in BUSY for r in mine)
@@ -198,6 +199,42 @@ class Responders:
                                  value=todo[0]["value"])
 
         await asyncio.gather(*(tick_block(b) for b in block_ids))
+
+    async def clear_comms(self) -> int:
+        """The Product Manager approves every waiting draft and marks it sent (as after sending it out)."""
+        inc = await self.incident()
+        pm = await self.holder("product_manager")
+        count = 0
+        for message in self.messages(inc.channel_id or ""):
+            if not message.text.startswith(("Comms draft", "[DRILL] Comms draft")) or "(sent)" in message.text:
+                continue
+            for action in ("comms_approve", "comms_sent"):
+                current = next(m for m in self.messages(inc.channel_id or "") if m.ts == message.ts)
+                button = next((b for b in self.buttons(current) if b["action_id"] == action), None)
+                if button is not None:
+                    await self.click(pm, inc.channel_id or "", message.ts, action_id=action, value=button.get("value"))
+            count += 1
+        return count
+
+    async def validate_all(self) -> None:
+        """QA confirms every item of the validation checklists."""
+        inc = await self.incident()
+        qa = await self.holder("qa_lead")
+        lists = await self.wait_for(lambda: [m for m in self.messages(inc.channel_id or "", False)
+                                             if "Validation:" in m.text], "the validation checklists")
+        for message in lists:
+            for _attempt in range(50):
+                current = next(m for m in self.messages(inc.channel_id or "") if m.ts == message.ts)
+                todo = [o for b in current.blocks or [] for e in b.get("elements") or []
+                        if isinstance(e, dict) and e.get("type") == "checkboxes"
+                        for o in e["options"] if o not in (e.get("initial_options") or [])]
+                if not todo:
+                    break
+                await self.click(qa, inc.channel_id or "", message.ts, action_id="validation_tick",
+                                 value=todo[0]["value"])
+            else:
+                said = self.sb.ws.ephemerals.get(qa, [{}])[-1].get("text")
+                raise StepStuck(f"validation ticks are not taking ({said})")
 
     async def step_status(self, step_id: str) -> str:
         async with self.bot.db.session() as session:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from datetime import datetime
@@ -161,14 +162,32 @@ class Demo:
         return bool((await people.incident()).data.get("war_room_ready"))
 
     async def _finish(self, bot: Rollbot, people: Responders, printer: Printer) -> Path | None:
-        """Comms, validation, resolution and the report: done with whatever the deployment offers."""
-        finish = getattr(bot, "demo_finish", None)
-        if finish is not None:
-            return await finish(people, printer, self.workdir)
-        return None
+        """The Product Manager clears the comms drafts, QA confirms validation, the Technical Lead resolves."""
+        sent = await people.clear_comms()
+        printer.say(f"📣 {sent} communication draft(s) approved and sent by the Product Manager")
+        await people.validate_all()
+        lead = await people.holder("technical_lead")
+        inc = await people.incident()
+        await self.sb_command(people, lead, inc.channel_id or "", "resolve")
+        files = await people.wait_for(lambda: [f for f in people.sb.ws.files.values() if f.get("uploaded")],
+                                      "the report upload")
+        await bot.idle()
+        late = await people.clear_comms()  # drafts of the "resolved" moment (the apology) go out too
+        printer.say(f"📣 {late} more draft(s) approved and sent after resolution")
+        report = self.workdir / "post-incident-report.md"
+        report.write_bytes(bytes(files[0]["content"]))
+        printer.poll()
+        return report
 
+    @staticmethod
+    async def sb_command(people: Responders, user: str, channel: str, text: str) -> None:
+        answer = await people.sb.command(user, channel, "/rollback", text)
+        body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
+        people.printer.say(f"⌨️  {people.printer.names.get(user, user)}: /rollback {text} → {body.get('text', 'ok')}")
 
 def run_demo(args: argparse.Namespace) -> int:
+    # A tick that outlasts the scheduler's interval is skipped on purpose (coalesced): not worth a warning here.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     workdir = Path(tempfile.mkdtemp(prefix="rollbot-demo-"))
     transcript = Path(args.transcript).resolve() if args.transcript else None
     demo = Demo(args.scenario, args.speed or DEFAULT_SPEED, transcript, workdir, args.quiet)
