@@ -136,7 +136,7 @@ class Demo:
             work = [self._work_steps(people, printer, [s for s in phase.steps if s.kind != "decision"])]
             for step in (s for s in phase.steps if s.kind == "decision"):
                 # The decision runs beside the step's own checklist, inside the level's deadline.
-                work.append(self._decide(people, printer, step, 0.6 * runbook.level(inc.level).decision_minutes))
+                work.append(self._decide(people, printer, step, 0.4 * runbook.level(inc.level).decision_minutes))
             await asyncio.gather(*work)
         inc = await people.incident()
         snap = await bot.svc.snapshot(inc.id, with_holders=False)
@@ -153,10 +153,10 @@ class Demo:
             await people.finish_step(step)
 
     async def _decide(self, people: Responders, printer: Printer, step: Step, minute: float) -> None:
-        await people.tick_all(step, await people.holder(step.owner))
-        await people.at_minute(minute)
+        await people.at_minute(minute)  # in an emergency the decision comes first; the step's notes after
         approvers = await people.decide()
         printer.say(f"✅ rollback approved by {', '.join(printer.names[a] for a in approvers)}")
+        await people.tick_all(step, await people.holder(step.owner))
 
     async def _ready(self, people: Responders) -> bool:
         return bool((await people.incident()).data.get("war_room_ready"))
