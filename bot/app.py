@@ -48,6 +48,10 @@ class Rollbot:
         roster = load_roster(settings.roster_path, runbook)
         client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         slack = SlackGateway(client, self.db)
+        if coord is None and settings.redis_url:
+            from bot.coord_redis import RedisCoordinator
+
+            coord = RedisCoordinator(settings.redis_url)
         coord = coord or LocalCoordinator(self.clock.monotonic)
         roles = RoleDirectory(roster, slack, self.db, coord, settings.role_cache_seconds)
         timers = TimerService(self.db, self.clock, settings.replica_id)

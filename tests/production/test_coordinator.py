@@ -1,0 +1,77 @@
+"""The in-process and the Redis coordinators keep the same promises (locks, once-only keys, a shared cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.coord import LocalCoordinator
+from tests.support.services import require_redis
+
+
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+async def coords(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, Any]]:
+    """Two coordinators that must agree with each other: two replicas' views of the same shared state."""
+    if request.param == "local":
+        clock = FakeClock()
+        local = LocalCoordinator(clock.monotonic)
+        yield local, local
+        return
+    from bot.coord_redis import RedisCoordinator
+
+    url = require_redis()
+    prefix = f"rollbot-test-{secrets.token_hex(4)}:"
+    a, b = RedisCoordinator(url, prefix), RedisCoordinator(url, prefix)
+    yield a, b
+    keys = [k async for k in a.redis.scan_iter(f"{prefix}*")]
+    if keys:
+        await a.redis.delete(*keys)
+    await a.close()
+    await b.close()
+
+
+async def test_first_time_is_true_once_across_replicas(coords: tuple[Any, Any]) -> None:
+    a, b = coords
+    results = await asyncio.gather(*(c.first_time("event:Ev1", 60) for c in (a, b, a, b)))
+    assert sorted(results) == [False, False, False, True]
+    assert await b.first_time("event:Ev2", 60)
+
+
+async def test_the_cache_is_shared_and_returns_copies(coords: tuple[Any, Any]) -> None:
+    a, b = coords
+    assert await a.cache_get("roles:group:S1") is None
+    value = ["U1", "U2"]
+    await a.cache_set("roles:group:S1", value, 60)
+    value.append("U3")
+    assert await b.cache_get("roles:group:S1") == ["U1", "U2"]
+
+
+async def test_a_lock_serializes_critical_sections(coords: tuple[Any, Any]) -> None:
+    a, b = coords
+    inside: list[int] = []
+    overlaps: list[bool] = []
+
+    async def work(coord: Any, n: int) -> None:
+        async with coord.lock("warroom:inc-1", 5):
+            inside.append(n)
+            overlaps.append(len(inside) > 1)
+            await asyncio.sleep(0.01)
+            inside.remove(n)
+
+    await asyncio.gather(*(work(c, i) for i, c in enumerate([a, b, a, b])))
+    assert overlaps == [False] * 4
+
+
+async def test_local_cache_and_dedup_expire_on_the_clock() -> None:
+    clock = FakeClock()
+    local = LocalCoordinator(clock.monotonic)
+    await local.cache_set("k", 1, 10)
+    assert await local.first_time("e", 10)
+    clock.advance(11)
+    assert await local.cache_get("k") is None
+    assert await local.first_time("e", 10)
