@@ -28,6 +28,7 @@ from bot.engine.roles import RoleDirectory
 from bot.engine.services import Services
 from bot.engine.timers import TimerService
 from bot.engine.warroom import WarRoom
+from bot.metrics import Metrics
 from bot.roster import load_roster
 from bot.runbook.loader import load_runbook
 from bot.slack.gateway import SlackGateway, make_client
@@ -46,7 +47,9 @@ class Rollbot:
         self.db = Database(settings.database_url, schema=db_schema)
         runbook = load_runbook(settings.runbook_path)
         roster = load_roster(settings.roster_path, runbook)
+        self.metrics = Metrics()
         client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+        client.metrics = self.metrics
         slack = SlackGateway(client, self.db)
         if coord is None and settings.redis_url:
             from bot.coord_redis import RedisCoordinator

@@ -1,10 +1,14 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from bot.store.models import Execution, Incident
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -12,8 +16,45 @@ if TYPE_CHECKING:
 
 def add_routes(app: web.Application, bot: Rollbot) -> None:
     async def healthz(_: web.Request) -> web.Response:
-        if not bot.ready:
-            return web.json_response({"ok": False, "status": "starting"}, status=503)
-        return web.json_response({"ok": True})
+        """The process is up and serving (it starts serving once the store is migrated)."""
+        return web.json_response({"ok": bot.ready, "status": "up" if bot.ready else "starting"},
+                                 status=200 if bot.ready else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        """Ready to take traffic: the database answers, Redis too when configured, and Slack's auth.test."""
+        checks: dict[str, str] = {}
+        try:
+            async with bot.db.session() as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            checks["database"] = "ok"
+        except Exception as exc:  # a readiness probe reports every failure rather than raising
+            checks["database"] = f"error: {type(exc).__name__}"
+        ping = getattr(bot.svc.coord, "ping", None)
+        if ping is not None:
+            try:
+                checks["redis"] = "ok" if await ping() else "error"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        try:
+            await bot.svc.slack.client.auth_test()
+            checks["slack"] = "ok"
+        except Exception as exc:
+            checks["slack"] = f"error: {type(exc).__name__}"
+        ok = bot.ready and all(v == "ok" for v in checks.values())
+        return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        async with bot.db.session() as session:
+            open_count = (await session.exec(select(func.count()).select_from(Incident).where(
+                Incident.status == "open"))).one()
+            states = (await session.exec(select(Execution.state, func.count()).group_by(Execution.state))).all()
+        bot.metrics.open_incidents.set(open_count)
+        for state, n in states:
+            bot.metrics.executions.labels(state).set(n)
+        if bot.svc.timers.lateness:
+            bot.metrics.timer_lateness.set(max(bot.svc.timers.lateness))
+        return web.Response(body=bot.metrics.render(), content_type="text/plain", charset="utf-8")
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

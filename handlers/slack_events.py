@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -22,10 +25,42 @@ def register(bot: Rollbot) -> None:
         await ack()
 
 
+RETRY_MEMORY_SECONDS = 3600  # Slack retries an event for up to about an hour
+
+
+def request_kind(body: str) -> str:
+    if body.startswith("payload="):
+        match = re.search(r"%22type%22%3A%22([a-z_]+)%22", body[:400])
+        return match.group(1) if match else "interactive"
+    if body.startswith("{"):
+        return "event"
+    return "command" if "command=" in body else "other"
+
+
 def add_routes(app: web.Application, bot: Rollbot) -> None:
     async def slack_events(request: web.Request) -> web.Response:
+        started = time.perf_counter()
         bolt_request = await to_bolt_request(request)
+        kind = request_kind(bolt_request.raw_body)
+        bot.metrics.requests.labels(kind).inc()
+        if kind == "event" and await _seen_before(bot, bolt_request.raw_body):
+            bot.metrics.duplicates.inc()
+            return web.Response(status=200, text="")  # a retry of a delivery already taken: ack, do nothing
         bolt_response = await bot.bolt.async_dispatch(bolt_request)
-        return await to_aiohttp_response(bolt_response)
+        response = await to_aiohttp_response(bolt_response)
+        bot.metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
+        return response
 
     app.router.add_post("/slack/events", slack_events)
+
+
+async def _seen_before(bot: Rollbot, body: str) -> bool:
+    """Events API deliveries are deduplicated by event_id across replicas; a retry (X-Slack-Retry-Num) of one
+    already taken is answered at once and not processed twice."""
+    try:
+        event_id = json.loads(body).get("event_id")
+    except (json.JSONDecodeError, AttributeError):
+        return False
+    if not event_id:
+        return False
+    return not await bot.svc.coord.first_time(f"slack-event:{event_id}", RETRY_MEMORY_SECONDS)

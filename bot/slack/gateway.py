@@ -27,8 +27,28 @@ log = logging.getLogger(__name__)
 Blocks = Sequence[Block | dict[str, Any]]
 
 
-def make_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
-    return AsyncWebClient(
+class CountingClient(AsyncWebClient):
+    """Counts every Web API call by method and outcome (429s too) for /metrics."""
+
+    metrics: Any = None
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            if self.metrics is not None:
+                status = getattr(exc.response, "status_code", 0)
+                self.metrics.slack_calls.labels(api_method, str(exc.response.get("error") or status)).inc()
+                if status == 429:
+                    self.metrics.ratelimited.labels(api_method).inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.slack_calls.labels(api_method, "ok").inc()
+        return response
+
+
+def make_client(token: str, base_url: str, timeout: int = 10) -> CountingClient:
+    return CountingClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
