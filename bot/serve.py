@@ -10,12 +10,18 @@ from aiohttp import web
 
 from bot.app import Rollbot
 from bot.config import Settings
+from bot.logging_setup import configure as configure_logging
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8  # inside the 10 s a scheduler gives a stopping replica
 
 
 async def serve(settings: Settings) -> None:
+    configure_logging(settings.secret_values())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     bot = Rollbot(settings)
     await bot.start()
     runner = web.AppRunner(bot.web, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
@@ -30,10 +36,6 @@ async def serve(settings: Settings) -> None:
         await socket_mode.connect_async()
     log.info("rollbot serving on port %s%s", settings.port, " and Socket Mode" if socket_mode else "")
     print(f"rollbot listening on http://127.0.0.1:{settings.port} (POST /slack/events, /alerts/<source>)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: no new requests, finishing acks and background work")
     if socket_mode:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+from bot.logging_setup import request_id
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -40,6 +43,7 @@ def request_kind(body: str) -> str:
 def add_routes(app: web.Application, bot: Rollbot) -> None:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        request_id.set(request.headers.get("X-Slack-Request-Timestamp", "") + ":" + secrets.token_hex(3))
         bolt_request = await to_bolt_request(request)
         kind = request_kind(bolt_request.raw_body)
         bot.metrics.requests.labels(kind).inc()

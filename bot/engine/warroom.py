@@ -15,6 +15,7 @@ import aiohttp
 import httpx
 from slack_sdk.errors import SlackApiError
 
+from bot import logging_setup
 from bot.engine import timeline, timers
 from bot.engine.incidents import slug
 from bot.engine.services import Services
@@ -41,6 +42,7 @@ class WarRoom:
 
     async def open(self, incident_id: str, response_url: str | None = None) -> bool:
         """Bring the war room to ready; True when it is. Failures are on the timeline and retried by timer."""
+        logging_setup.incident_id.set(incident_id)
         try:
             async with self.svc.coord.lock(f"warroom:{incident_id}"):
                 ready = await self._open(incident_id, response_url)
