@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -36,6 +36,27 @@ class TickResult:
     step_completed: bool
 
 
+async def apply_selection(session: AsyncSession, incident_id: str, step_id: str, shown: set[str], selected: set[str],
+                          user: str, now: datetime) -> list[tuple[str, bool]]:
+    """Store what one checkbox element now shows ticked (Slack sends the element's whole selection); returns the
+    items that changed, as (item id, ticked)."""
+    rows = {r.item_id: r for r in (await session.exec(select(ChecklistItemState).where(
+        ChecklistItemState.incident_id == incident_id, ChecklistItemState.step_id == step_id,
+        col(ChecklistItemState.item_id).in_(shown)))).all()}
+    changed: list[tuple[str, bool]] = []
+    for iid in sorted(shown):
+        want = iid in selected
+        row = rows.get(iid)
+        if (row.checked if row else False) == want:
+            continue
+        if row is None:
+            row = ChecklistItemState(incident_id=incident_id, step_id=step_id, item_id=iid)
+            session.add(row)
+        row.checked, row.by, row.at = want, user, now
+        changed.append((iid, want))
+    return changed
+
+
 class Checklists:
     def __init__(self, svc: Services, warroom: WarRoom) -> None:
         self.svc = svc
@@ -59,27 +80,15 @@ class Checklists:
         if not selected <= task_items:
             raise Refused("That checklist item is not part of this step.")
         now = self.svc.clock.now()
-        changed: list[tuple[str, bool]] = []
         async with self.svc.db.session() as session:
             state = await self._step_state(session, incident_id, step_id)
             if state.status not in OPEN or incident.status != "open":
                 raise Refused(f"Step {step.number} is already {state.status}.")
-            rows = {r.item_id: r for r in (await session.exec(select(ChecklistItemState).where(
-                ChecklistItemState.incident_id == incident_id, ChecklistItemState.step_id == step_id,
-                col(ChecklistItemState.item_id).in_(task_items)))).all()}
-            for iid in sorted(task_items):
-                want = iid in selected
-                row = rows.get(iid)
-                if (row.checked if row else False) == want:
-                    continue
-                if row is None:
-                    row = ChecklistItemState(incident_id=incident_id, step_id=step_id, item_id=iid)
-                    session.add(row)
-                row.checked, row.by, row.at = want, user, now
-                changed.append((iid, want))
-                text = dict(items_of(step))[iid]
+            changed = await apply_selection(session, incident_id, step_id, task_items, selected, user, now)
+            texts = dict(items_of(step))
+            for iid, want in changed:
                 timeline.record(session, incident_id, now, "item_ticked" if want else "item_unticked",
-                                f"Step {step.number}: {'☑' if want else '☐'} {text}", actor=user,
+                                f"Step {step.number}: {'☑' if want else '☐'} {texts[iid]}", actor=user,
                                 step=step_id, item=iid)
         completed = False
         if changed and step.kind != "decision" and await self._all_ticked(incident_id, step):

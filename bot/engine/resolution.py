@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.engine import timeline, timers
-from bot.engine.checklists import Refused
+from bot.engine.checklists import Refused, apply_selection
 from bot.engine.procedure import procedure_for
 from bot.engine.report import compute_metrics, load, write_report
 from bot.engine.services import Services
@@ -73,17 +73,7 @@ class Resolution:
         now = self.svc.clock.now()
         step_id = validation_step_id(checklist_id)
         async with self.svc.db.session() as session:
-            rows = {r.item_id: r for r in (await session.exec(select(ChecklistItemState).where(
-                ChecklistItemState.incident_id == incident_id, ChecklistItemState.step_id == step_id))).all()}
-            for value in sorted(chunk_values):
-                want = value in selected
-                row = rows.get(value)
-                if (row.checked if row else False) == want:
-                    continue
-                if row is None:
-                    row = ChecklistItemState(incident_id=incident_id, step_id=step_id, item_id=value)
-                    session.add(row)
-                row.checked, row.by, row.at = want, user, now
+            for value, want in await apply_selection(session, incident_id, step_id, chunk_values, selected, user, now):
                 label = checklist.items[int(value.rsplit(".", 1)[1]) - 1].label
                 timeline.record(session, incident_id, now, "validated" if want else "unvalidated",
                                 f"{checklist.title}: {'☑' if want else '☐'} {label}", actor=user, item=value)
