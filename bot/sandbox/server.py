@@ -61,6 +61,7 @@ class SandboxServer:
         self.deliveries: list[dict[str, Any]] = []
         self.response_urls: dict[str, ResponseUrl] = {}
         self.sockets = SocketHub()
+        self._deliveries = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -174,10 +175,14 @@ class SandboxServer:
         if not self.app_url:
             raise RuntimeError("the sandbox has no app URL to deliver to (--app-url)")
         assert self._session is not None
+        # Several comma-separated URLs: deliveries alternate between them, like a load balancer over replicas.
+        urls = self.app_url.split(",")
+        url = urls[self._deliveries % len(urls)]
+        self._deliveries += 1
         headers = signed_headers(self.signing_secret, int(time.time()), body, content_type) | (extra_headers or {})
         started = time.perf_counter()
         try:
-            async with self._session.post(self.app_url, data=body, headers=headers,
+            async with self._session.post(url, data=body, headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=timeout)) as response:
                 text = await response.text()
                 status = response.status
@@ -188,7 +193,7 @@ class SandboxServer:
             parsed: Any = json.loads(text) if text else None
         except json.JSONDecodeError:
             parsed = text
-        result = {"kind": kind, "status": status, "body": parsed, "ms": elapsed}
+        result = {"kind": kind, "status": status, "body": parsed, "ms": elapsed, "url": url}
         self.deliveries.append(result)
         return result
 
