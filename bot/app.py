@@ -29,6 +29,7 @@ from bot.engine.services import Services
 from bot.engine.timers import TimerService
 from bot.engine.warroom import WarRoom
 from bot.metrics import Metrics
+from bot.ratelimit import SlackRateLimiter
 from bot.roster import load_roster
 from bot.runbook.loader import load_runbook
 from bot.slack.gateway import SlackGateway, make_client
@@ -58,6 +59,7 @@ class Rollbot:
         coord = coord or LocalCoordinator(self.clock.monotonic)
         roles = RoleDirectory(roster, slack, self.db, coord, settings.role_cache_seconds)
         timers = TimerService(self.db, self.clock, settings.replica_id)
+        client.limiter = SlackRateLimiter(coord, settings.slack_rate_scale)
         self.svc = Services(settings=settings, clock=self.clock, db=self.db, runbook=runbook, roster=roster,
                             slack=slack, roles=roles, coord=coord, timers=timers)
         self.incidents = Incidents(self.svc)

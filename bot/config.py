@@ -32,6 +32,7 @@ class Settings(BaseModel):
     port: int = Field(default=3000, ge=0, le=65535)
     role_cache_seconds: float = Field(default=60, ge=0)
     tick_seconds: float = Field(default=1.0, gt=0)
+    slack_rate_scale: float = Field(default=1.0, ge=0)  # 0: no client-side limiter; >1: an accelerated clock
     replica_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
     statuspage_api_key: SecretStr | None = None
     statuspage_page_id: str | None = None
@@ -79,6 +80,7 @@ ENV_NAMES = {
     "PORT": "port",
     "ROLLBOT_ROLE_CACHE_SECONDS": "role_cache_seconds",
     "ROLLBOT_TICK_SECONDS": "tick_seconds",
+    "ROLLBOT_SLACK_RATE_SCALE": "slack_rate_scale",
     "ROLLBOT_REPLICA_ID": "replica_id",
     "STATUSPAGE_API_KEY": "statuspage_api_key",
     "STATUSPAGE_PAGE_ID": "statuspage_page_id",

@@ -22,6 +22,10 @@ class Coordinator(Protocol):
 
     async def cache_get(self, key: str) -> Any | None: ...
 
+    async def hit(self, key: str, ttl_seconds: float) -> int:
+        """Count one more use of `key` (shared by every replica); returns the count so far."""
+        ...
+
     async def cache_set(self, key: str, value: Any, ttl_seconds: float) -> None: ...
 
     async def close(self) -> None: ...
@@ -33,6 +37,7 @@ class LocalCoordinator:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._seen: dict[str, float] = {}
         self._cache: dict[str, tuple[float, str]] = {}
+        self._hits: dict[str, tuple[int, float]] = {}
 
     @asynccontextmanager
     async def lock(self, name: str, ttl: float = 30) -> AsyncIterator[None]:
@@ -48,6 +53,16 @@ class LocalCoordinator:
         if len(self._seen) > 10_000:  # keep memory bounded
             self._seen = {k: v for k, v in self._seen.items() if v > now}
         return True
+
+    async def hit(self, key: str, ttl_seconds: float) -> int:
+        now = self._monotonic()
+        count, expires = self._hits.get(key, (0, now + ttl_seconds))
+        if expires <= now:
+            count, expires = 0, now + ttl_seconds
+        self._hits[key] = (count + 1, expires)
+        if len(self._hits) > 10_000:
+            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        return count + 1
 
     async def cache_get(self, key: str) -> Any | None:
         hit = self._cache.get(key)

@@ -24,6 +24,12 @@ class RedisCoordinator:
     async def first_time(self, key: str, ttl_seconds: float) -> bool:
         return bool(await self.redis.set(f"{self.prefix}seen:{key}", "1", nx=True, px=max(1, int(ttl_seconds * 1000))))
 
+    async def hit(self, key: str, ttl_seconds: float) -> int:
+        full = f"{self.prefix}hit:{key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.incr(full).pexpire(full, max(1, int(ttl_seconds * 1000)), nx=True).execute()
+        return int(count)
+
     async def cache_get(self, key: str) -> Any | None:
         raw = await self.redis.get(f"{self.prefix}cache:{key}")
         return None if raw is None else json.loads(raw)

@@ -68,7 +68,8 @@ class Demo:
         clock = ScaledClock(self.speed)
         settings = load_settings({}, slack_bot_token=sb.bot_token, slack_signing_secret=sb.signing_secret,
                                  slack_api_url=sb.api_url, database_url=f"sqlite:///{self.workdir / 'rollbot.db'}",
-                                 alert_token=ALERT_TOKEN, tick_seconds=0.2)
+                                 alert_token=ALERT_TOKEN, tick_seconds=0.2,
+                                 slack_rate_scale=self.speed)
         bot = Rollbot(settings, clock=clock)
         await bot.start()
         runner, port = await start_site(bot.web)

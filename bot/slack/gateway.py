@@ -31,8 +31,12 @@ class CountingClient(AsyncWebClient):
     """Counts every Web API call by method and outcome (429s too) for /metrics."""
 
     metrics: Any = None
+    limiter: Any = None  # bot.ratelimit.SlackRateLimiter, shared by the replicas
 
     async def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.limiter is not None:
+            args = kwargs.get("json") or kwargs.get("params") or kwargs.get("data") or {}
+            await self.limiter.acquire(api_method, args.get("channel") if isinstance(args, dict) else None)
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:

@@ -75,3 +75,30 @@ async def test_local_cache_and_dedup_expire_on_the_clock() -> None:
     clock.advance(11)
     assert await local.cache_get("k") is None
     assert await local.first_time("e", 10)
+
+
+async def test_hit_counts_are_shared_by_replicas(coords: tuple[Any, Any]) -> None:
+    a, b = coords
+    counts = [await c.hit("rate:k", 60) for c in (a, b, a)]
+    assert counts == [1, 2, 3]
+
+
+async def test_replicas_together_stay_inside_a_methods_tier(coords: tuple[Any, Any]) -> None:
+    """conversations.create is tier 2 (20 a minute): the 21st call from either replica waits for the next minute."""
+    from bot.ratelimit import SlackRateLimiter
+
+    now = [1_800_000_000.0 + 5]  # 5 s into a minute
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    replicas = [SlackRateLimiter(c, now=lambda: now[0], sleep=sleep) for c in coords]
+    waits = [await replicas[i % 2].acquire("conversations.create") for i in range(21)]
+    assert waits[:20] == [0.0] * 20 and waits[20] == 55.0 and slept == [55.0]
+    assert await replicas[0].acquire("chat.postMessage", "C1") == 0.0
+    for _ in range(2):
+        await replicas[1].acquire("chat.postMessage", "C1")
+    assert await replicas[0].acquire("chat.postMessage", "C1") == 1.0, "a fourth message in one second waits"
+    assert await SlackRateLimiter(coords[0], scale=0).acquire("conversations.create") == 0.0

@@ -1,0 +1,51 @@
+"""A client-side Slack rate limiter shared by every replica through the coordinator, so that together they stay
+inside Slack's limits instead of learning them from 429s: per-method tiers (calls per minute) and about one
+message a second per channel, with a short burst, for chat.postMessage."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.coord import Coordinator
+from bot.slack.tiers import METHOD_TIERS, TIERS
+
+CHANNEL_METHODS = {"chat.postMessage", "chat.postEphemeral"}
+CHANNEL_BURST = 3  # messages per second per channel before a poster waits
+
+
+class SlackRateLimiter:
+    def __init__(self, coord: Coordinator, scale: float = 1.0, now: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.coord = coord
+        self.scale = scale  # >1 allows more (an accelerated demo clock); 0 turns the limiter off
+        self.now = now
+        self.sleep = sleep
+        self.waited = 0.0
+
+    def budget(self, method: str, channel: str | None) -> tuple[str, float, int] | None:
+        """(key, window seconds, calls allowed in it) for this call, or None when it is not limited."""
+        if self.scale <= 0:
+            return None
+        if method in CHANNEL_METHODS:
+            return (f"chan:{channel}", 1.0, max(1, int(CHANNEL_BURST * self.scale))) if channel else None
+        return f"method:{method}", 60.0, max(1, int(TIERS[METHOD_TIERS.get(method, 3)] * self.scale))
+
+    async def acquire(self, method: str, channel: str | None = None) -> float:
+        """Wait, if need be, until this call fits its budget; returns the seconds waited."""
+        budget = self.budget(method, channel)
+        if budget is None:
+            return 0.0
+        key, window, allowed = budget
+        waited = 0.0
+        while True:
+            now = self.now()
+            index = math.floor(now / window)
+            if await self.coord.hit(f"slack-rate:{key}:{index}", window * 2) <= allowed:
+                self.waited += waited
+                return waited
+            pause = (index + 1) * window - now
+            waited += pause
+            await self.sleep(pause)
