@@ -13,7 +13,7 @@ from bot.coord import Coordinator
 from bot.slack.tiers import METHOD_TIERS, TIERS
 
 CHANNEL_METHODS = {"chat.postMessage", "chat.postEphemeral"}
-CHANNEL_BURST = 3  # messages per second per channel before a poster waits
+CHANNEL_BURST = 8  # messages a second per channel (Slack allows short bursts over its 1/s)
 
 
 class SlackRateLimiter:

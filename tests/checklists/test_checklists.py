@@ -41,7 +41,9 @@ async def test_a_checkbox_click_is_stored_and_rendered_before_the_ack(tmp_path: 
     async with harness(tmp_path) as h:
         incident = await _open(h)
         step = h.bot.svc.runbook.phases[0].steps[0]
-        first_item, first_text = items_of(step)[0]
+        # An item of the second task: the first task's items are ticked by the automatic health check.
+        manual = step.tasks[1]
+        first_item, first_text = next((i, t) for i, t in items_of(step) if i.startswith(manual.id + "."))
         message = _step_message(h, incident, 1)
         delivery = await h.sb.click("U500OC01", incident.channel_id or "", message["ts"], text=first_text)
         # No settle(): what the click changed must already be true when Slack has its answer.
@@ -51,7 +53,8 @@ async def test_a_checkbox_click_is_stored_and_rendered_before_the_ack(tmp_path: 
                 ChecklistItemState.incident_id == incident.id, ChecklistItemState.item_id == first_item))).one()
         assert row.checked and row.by == "U500OC01"
         rendered = _step_message(h, incident, 1)
-        box = next(e for b in rendered["blocks"] for e in b.get("elements", []) if e.get("type") == "checkboxes")
+        box = next(e for b in rendered["blocks"] for e in b.get("elements", []) if e.get("type") == "checkboxes"
+                   and b["block_id"].startswith(f"cl|{step.id}|{manual.id}|"))
         assert [o["value"] for o in box["initial_options"]] == [first_item]
         await h.settle()
 
