@@ -96,7 +96,8 @@ def outcome_phrase(ex: Execution) -> str:
 
 def execution_text(view: ExecutionView) -> str:
     ex = view.execution
-    return f"{drill_prefix(view.is_drill)}{view.step_label}: {view.action_title} — {outcome_phrase(ex)}"
+    step = view.step_label.split(":")[0]  # "Step 5": the step message itself owns "Step 5: <title>"
+    return f"{drill_prefix(view.is_drill)}{view.action_title} — {outcome_phrase(ex)} ({step})"
 
 
 def execution_blocks(view: ExecutionView) -> list[Block]:
