@@ -1,13 +1,14 @@
 # Rollbot as a service. Build: docker build -t rollbot .   Run: see docs/deploy.md
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000
+# ROLLBOT_HOST=0.0.0.0: a container is reached through its published port, never on its own loopback.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000 ROLLBOT_HOST=0.0.0.0
 WORKDIR /app
 
 # The runbook's sample scripts are bash; real deployments mount their own scripts and runbook.
 RUN apt-get update && apt-get install -y --no-install-recommends bash && rm -rf /var/lib/apt/lists/*
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md manifest.yml ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY actions ./actions

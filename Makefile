@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean migration
+.PHONY: demo test lint typecheck bench clean migration
 
 $(VENV): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,10 +15,20 @@ demo: $(VENV)
 	$(BIN)/rollbot demo
 
 test: $(VENV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 lint: $(VENV)
 	$(BIN)/ruff check bot handlers actions tests bench
+
+# The speed benchmarks (docs/benchmarks.md): each prints its figure next to its goal and writes bench/results/*.json.
+# About ten minutes; a shared machine makes the figures noisy, so compare ratios.
+BENCHES := bench_cli_startup bench_ack_under_load bench_war_room bench_real_tiers bench_alert_storm bench_fifty_incidents
+bench: $(VENV)
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
+
+# mypy's settings (what it checks, and how) are [tool.mypy] in pyproject.toml.
+typecheck: $(VENV)
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -167,7 +167,9 @@ def check_value(d: ParamDef, raw: Any, *, source: str = "value") -> ParamValue:
     if len(raw) > MAX_VALUE_LENGTH:
         raise ParamError(d.name, "length", f"{what} longer than {MAX_VALUE_LENGTH} characters")
     if d._compiled is not None and not d._compiled.fullmatch(raw):
-        raise ParamError(d.name, "pattern", f"{what} does not match pattern {d.pattern!r}")
+        # What a person reads on the form: plain words, never the regex (it stays in the runbook).
+        raise ParamError(d.name, "pattern", f"{what} is not in the expected form"
+                         + (f" ({d.description})" if d.description else ""))
     if d.type == "string":
         return _check_string(d, raw, what)
     if d.type == "choice":
@@ -197,16 +199,20 @@ def check_value(d: ParamDef, raw: Any, *, source: str = "value") -> ParamValue:
 
 
 def _check_string(d: ParamDef, raw: str, what: str) -> str:
+    # Built-in checks hold whatever the pattern says: a pattern adds a rule, it never lifts one.
+    if raw.startswith("-"):
+        # A value that looks like an option could be read as one by the script.
+        raise ParamError(d.name, "option-like", f"{what} may not start with '-'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ParamError(d.name, "control", f"{what} contains control characters")
+    if raw.strip() in (".", ".."):
+        # In a URL path httpx (and every server) normalises "." and ".." away: /services/../rollback is /rollback.
+        raise ParamError(d.name, "dot-segment", f"{what} may not be '.' or '..'")
     if d._compiled is None:
         # Without a pattern the runbook did not think about this value's shape: keep it boring.
         bad = sorted(set(raw) & SHELL_METACHARACTERS)
         if bad:
             raise ParamError(d.name, "metacharacters", f"{what} contains forbidden characters {''.join(bad)!r}")
-        if raw.startswith("-"):
-            # A value that looks like an option could be read as one by the script.
-            raise ParamError(d.name, "option-like", f"{what} may not start with '-'")
-        if any(ord(c) < 32 or ord(c) == 127 for c in raw):
-            raise ParamError(d.name, "control", f"{what} contains control characters")
     if d.choices is not None and raw not in d.choices:
         raise ParamError(d.name, "choices", f"{what} must be one of {', '.join(d.choices)}")
     return raw

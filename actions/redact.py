@@ -27,17 +27,63 @@ _WHOLE_TOKEN_PATTERNS: tuple[str, ...] = (
     r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{8,}\b",  # Stripe secret and restricted keys
 )
 
-# Patterns that keep a readable prefix (group 1) and mask the value (group 2).
-_PREFIXED_PATTERNS: tuple[str, ...] = (
-    r"(?i)(\bBearer\s+)([A-Za-z0-9._~+/=-]{8,})",
-    r"(?i)(\bBasic\s+)([A-Za-z0-9+/=]{8,})",
-    # password=..., passwd: "...", pwd='...'
-    r"""(?i)(\b[\w.-]*(?:password|passwd|pwd)["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)""",
-    # user:password@ in URLs
-    r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(?=@)",
+# Patterns (case-insensitive) that keep a readable prefix and mask the value: (prefix, value). Each starts at
+# its keyword (what precedes it is kept as it is anyway). Blanks are `[^\S\n]` and quoted values stop at a
+# newline, so no match crosses a line: a chunk of many lines is redacted in one go as its lines would be one by one.
+_PREFIXED_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"\bBearer[^\S\n]+", r"[A-Za-z0-9._~+/=-]{8,}"),
+    (r"\bBasic[^\S\n]+", r"[A-Za-z0-9+/=]{8,}"),
+    # password=..., passwd: "...", pwd='...' (DB_PASSWORD=... too)
+    (r"""(?:password|passwd|pwd)["']?[^\S\n]*[=:][^\S\n]*""", r"""(?:"[^"\n]*"|'[^'\n]*'|[^\s,;&]+)"""),
+    # user:password@ in URLs (scheme://user:)
+    (r"(?<=[a-z0-9+.-])://[^/\s:@]+:", r"[^@\s/]+(?=@)"),
     # long hex/base64-ish values after a secret/token/key keyword (SLACK_BOT_TOKEN=..., "api_key": "...")
-    r"""(?i)(\b[\w.-]*(?:secret|token|key)[\w.-]*["']?\s*[=:]\s*["']?)([A-Za-z0-9+/_.=-]{16,})""",
+    (r"""(?:secret|token|key)[\w.-]*["']?[^\S\n]*[=:][^\S\n]*["']?""", r"[A-Za-z0-9+/_.=-]{16,}"),
 )
+
+# Every shape in one alternation. Only the prefixes are capturing groups (p0, p1, ...): `lastgroup` names the
+# one that matched, or None for a whole token.
+_SHAPES = re.compile(
+    "|".join(
+        [*_WHOLE_TOKEN_PATTERNS]
+        + [f"(?i:(?P<p{i}>{prefix}){value})" for i, (prefix, value) in enumerate(_PREFIXED_PATTERNS)]
+    )
+)
+# Where a shape can begin: the literal each alternative starts with, lower case. Python's regex engine tries every
+# alternative at every position (~20 ms for 128 KiB of output); a plain literal alternation searched in the
+# lower-cased text runs at C speed, and the shapes are tried only at the few positions it finds.
+_SHAPE_STARTS = re.compile(r"xox|xapp-|akia|asia|gh[pousr]_|github_pat_|[rs]k_|bearer|basic|passw|pwd|://|secret|token|key")
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    prefix = match.lastgroup
+    return MASK if prefix is None else match.group(prefix) + MASK
+
+
+def _redact_shapes(text: str) -> str:
+    """The same as `_SHAPES.sub(_mask_shape, text)`, trying the shapes only where one can begin."""
+    lower = text.lower()
+    if len(lower) != len(text):  # a character whose lower case is longer: positions would not line up
+        return _SHAPES.sub(_mask_shape, text)
+    parts: list[str] = []
+    done = 0  # text[:done] is settled
+    search = _SHAPE_STARTS.search
+    candidate = search(lower)
+    while candidate is not None:
+        start = candidate.start()
+        match = _SHAPES.match(text, start)
+        if match is None:
+            candidate = search(lower, start + 1)  # +1, not the literal's end: literals may overlap (xoxapp-)
+            continue
+        parts.append(text[done:start])
+        parts.append(_mask_shape(match))
+        done = match.end()
+        candidate = search(lower, done)
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
 
 # Keys of JSON-like values whose value is a credential whatever it looks like.
 _SENSITIVE_KEY = re.compile(r"(?i)pass(word|wd)?$|secret|token|api[_-]?key|authorization|private[_-]?key|credential")
@@ -55,8 +101,6 @@ class Redactor:
         # Longest first so a secret containing another secret is masked whole.
         ordered = sorted(values, key=len, reverse=True)
         self._known = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
-        self._whole = re.compile("|".join(_WHOLE_TOKEN_PATTERNS))
-        self._prefixed = tuple(re.compile(p) for p in _PREFIXED_PATTERNS)
         self.secrets: frozenset[str] = frozenset(values)
 
     def with_secrets(self, more: Iterable[str]) -> Redactor:
@@ -86,16 +130,15 @@ class Redactor:
         return LineRedactor(self)
 
     def _redact_inline(self, text: str) -> str:
+        # Known values first, in a pass of their own: in one alternation a shape starting earlier (a "Bearer "
+        # prefix) could swallow the first half of a known value and leave the rest showing.
         if self._known is not None:
             text = self._known.sub(MASK, text)
-        text = self._whole.sub(MASK, text)
-        for pattern in self._prefixed:
-            text = pattern.sub(lambda m: m.group(1) + MASK, text)
-        return text
+        return _redact_shapes(text)
 
 
 class LineRedactor:
-    """Redacts one line at a time; lines between PEM BEGIN/END PRIVATE KEY markers are masked whole."""
+    """Redacts lines of a stream; lines between PEM BEGIN/END PRIVATE KEY markers are masked whole."""
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
@@ -110,3 +153,14 @@ class LineRedactor:
             self._in_pem = not _PEM_END.search(line)
             return MASK
         return self._redactor._redact_inline(line)
+
+    def lines(self, lines: list[str]) -> list[str]:
+        """Redact a batch of consecutive lines, as calling this once per line would, in one pass when possible."""
+        if not lines:
+            return []
+        text = "\n".join(lines)
+        if self._in_pem or "PRIVATE KEY" in text:  # rare: walk the block markers line by line
+            return [self(line) for line in lines]
+        redacted = self._redactor._redact_inline(text)
+        # (A known secret spanning lines comes back as one masked line: fewer lines, none of it shown.)
+        return lines if redacted == text else redacted.split("\n")

@@ -42,7 +42,7 @@ class CheckResult:
 class Plan:
     """Exactly what an action would do, for dry runs and for the record. Secrets already redacted."""
 
-    kind: Literal["shell", "http", "check"]
+    kind: Literal["shell", "http", "check", "prometheus"]
     command: str  # one line for people: a quoted argv, or "POST https://..."
     details: Mapping[str, Any] = field(default_factory=dict)  # argv list, cwd, env names / method, url, ...
 

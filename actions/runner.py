@@ -17,6 +17,7 @@ import httpx
 from actions.check import CheckSpec, run_check_action
 from actions.http import HttpSpec, run_http
 from actions.progress import ProgressSnapshot, ProgressThrottle
+from actions.prometheus import PrometheusCheckSpec, run_prometheus_action
 from actions.redact import Redactor
 from actions.result import ActionResult, Monotonic, OnLine, Outcome, Plan
 from actions.shell import ShellSpec, run_shell
@@ -25,7 +26,7 @@ __all__ = ["ActionRunner", "ActionSpec", "DuplicateExecution", "ProgressSnapshot
 
 log = logging.getLogger(__name__)
 
-ActionSpec = ShellSpec | HttpSpec | CheckSpec
+ActionSpec = ShellSpec | HttpSpec | CheckSpec | PrometheusCheckSpec
 
 
 class DuplicateExecution(RuntimeError):
@@ -152,6 +153,9 @@ class ActionRunner:
                     cancel=cancel,
                     monotonic=self._monotonic,
                 )
+            if isinstance(spec, PrometheusCheckSpec):
+                return await run_prometheus_action(spec, client=self._http(), redactor=redactor, on_line=on_line,
+                                                   cancel=cancel, monotonic=self._monotonic)
             raise TypeError(f"not an action spec: {type(spec).__name__}")
         except asyncio.CancelledError:
             raise

@@ -2,8 +2,10 @@
 
 Never a shell: the argv goes straight to exec. Timeout and Cancel send SIGTERM to the whole process group,
 then SIGKILL after a grace period, so children and grandchildren go too; background processes a script
-leaves behind after it exits are stopped the same way. Output (stdout and stderr merged) is read line by
-line, redacted, handed to `on_line` and kept in a capped buffer.
+leaves behind after it exits are stopped the same way. Output (stdout and stderr merged) is read in large
+chunks, split into lines once per chunk, redacted a chunk at a time, handed to `on_line` line by line in order
+and kept in a capped buffer; the reader yields to the event loop after each chunk, so an action printing as fast
+as a pipe goes cannot starve the bot's other work (acks, timers).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from actions.output import DEFAULT_MAX_OUTPUT_BYTES, OutputBuffer
-from actions.redact import Redactor
+from actions.redact import LineRedactor, Redactor
 from actions.result import ActionResult, Monotonic, OnLine, Outcome, Plan
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ SCRIPT_KNOBS: tuple[str, ...] = ("ROLLBOT_SCRIPT_SPEED", "ROLLBOT_FAIL", "ROLLBO
 
 DEFAULT_KILL_GRACE_S = 5.0
 MAX_LINE_BYTES = 16 * 1024  # longer lines are split so one runaway line cannot exhaust memory
+# Output is read up to this much at a time: big enough that per-chunk costs vanish, small enough that one
+# chunk's work (~1 ms) keeps the event loop responsive between chunks.
+READ_CHUNK_BYTES = 16 * 1024
+# All actions' output work together gets at most this share of the event loop; the rest is for acks, timers and
+# Slack. A faster writer just blocks on its full pipe (nothing is lost): 15 % is still ~15,000 lines a second
+# on a busy 2-core machine, far beyond what anyone reads.
+OUTPUT_LOOP_SHARE = 0.15
+_MAX_PAUSE_S = 0.25  # an on_line callback that waits (Slack) counts as work; never pause longer than this
 NOTE_PREFIX = "[rollbot]"
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POLL_S = 0.02
@@ -205,7 +215,7 @@ async def _spawn(spec: ShellSpec) -> tuple[asyncio.subprocess.Process, asyncio.E
     # Mirrors asyncio.create_subprocess_exec, keeping a handle on the protocol's exit event.
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.subprocess_exec(
-        lambda: _ExitAwareProtocol(limit=64 * 1024, loop=loop),
+        lambda: _ExitAwareProtocol(limit=READ_CHUNK_BYTES, loop=loop),
         *spec.argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -285,16 +295,19 @@ def enable_subreaper(enabled: bool = True) -> bool:
 
 
 class _LineSink:
-    """Where each output line goes: redaction first, then the buffer and the callback."""
+    """Where output lines go: redaction first (a batch at a time), then the buffer and the callback, in order."""
 
-    def __init__(self, buffer: OutputBuffer, redact: Callable[[str], str], on_line: OnLine | None) -> None:
+    def __init__(self, buffer: OutputBuffer, redact: LineRedactor, on_line: OnLine | None) -> None:
         self.buffer = buffer
         self._redact = redact
         self._on_line = on_line
 
-    async def line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", errors="replace").rstrip("\r")
-        await self._emit(self._redact(text))
+    async def lines(self, raw: list[bytes], *, has_cr: bool = True) -> None:
+        texts = [line.decode("utf-8", errors="replace") for line in raw]
+        if has_cr:
+            texts = [text.rstrip("\r") for text in texts]
+        for text in self._redact.lines(texts):
+            await self._emit(text)
 
     async def note(self, message: str) -> None:
         await self._emit(f"{NOTE_PREFIX} {message}")
@@ -308,22 +321,70 @@ class _LineSink:
                 log.exception("on_line callback failed")
 
 
+def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines of `data` (each at most MAX_LINE_BYTES, longer ones cut) and the unfinished rest.
+
+    One split per chunk rather than a find and a re-copy of the buffer per line.
+    """
+    end = data.rfind(b"\n")
+    if end < 0:
+        lines, rest = [], data
+    else:
+        lines, rest = data[:end].split(b"\n"), data[end + 1 :]
+        if end > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES:
+            lines = [line[i : i + MAX_LINE_BYTES] for line in lines for i in range(0, len(line) or 1, MAX_LINE_BYTES)]
+    while len(rest) >= MAX_LINE_BYTES:  # a runaway line with no newline yet: hand on what fills a line
+        lines.append(rest[:MAX_LINE_BYTES])
+        rest = rest[MAX_LINE_BYTES:]
+    return lines, rest
+
+
+class OutputPacer:
+    """Paces the output readers of every action in one event loop so that together they use at most `share`.
+
+    After a chunk that took `work_s`, the next chunk (of any action) may start only once the loop has had
+    `work_s * (1 - share) / share` for everything else. The readers always yield between chunks, even
+    when no pause is due: read() returns at once while the pipe holds data, so a chatty action would
+    otherwise never let go of the loop.
+    """
+
+    def __init__(self, share: float = OUTPUT_LOOP_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        self.share = share
+        self._next_start = 0.0
+
+    async def after_chunk(self, work_s: float) -> None:
+        now = asyncio.get_running_loop().time()
+        rest = min(work_s * (1 - self.share) / self.share, _MAX_PAUSE_S)
+        self._next_start = max(self._next_start, now) + rest
+        await asyncio.sleep(min(self._next_start - now, _MAX_PAUSE_S * 4))
+
+
+_pacers: dict[asyncio.AbstractEventLoop, OutputPacer] = {}
+
+
+def _loop_pacer() -> OutputPacer:
+    loop = asyncio.get_running_loop()
+    pacer = _pacers.get(loop)
+    if pacer is None:
+        for old in [old for old in _pacers if old.is_closed()]:
+            del _pacers[old]
+        pacer = _pacers[loop] = OutputPacer()
+    return pacer
+
+
 async def _pump(stream: asyncio.StreamReader, sink: _LineSink) -> None:
-    pending = b""
-    while chunk := await stream.read(64 * 1024):
-        pending += chunk
-        while True:
-            newline = pending.find(b"\n")
-            if newline >= 0 and newline <= MAX_LINE_BYTES:
-                await sink.line(pending[:newline])
-                pending = pending[newline + 1 :]
-            elif len(pending) >= MAX_LINE_BYTES:
-                await sink.line(pending[:MAX_LINE_BYTES])
-                pending = pending[MAX_LINE_BYTES:]
-            else:
-                break
+    pacer = _loop_pacer()
+    pending = b""  # at most one unfinished line (< MAX_LINE_BYTES), so joining it to a chunk stays cheap
+    while chunk := await stream.read(READ_CHUNK_BYTES):
+        started = time.perf_counter()
+        data = pending + chunk if pending else chunk
+        lines, pending = split_lines(data)
+        await sink.lines(lines, has_cr=b"\r" in data)
+        await pacer.after_chunk(time.perf_counter() - started)
     if pending:
-        await sink.line(pending)
+        await sink.lines([pending])
 
 
 async def _drain(reader: asyncio.Task[None], sink: _LineSink) -> None:

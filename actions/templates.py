@@ -37,8 +37,15 @@ def fill(template: str, values: Mapping[str, ParamValue], *, escape: Callable[[s
 
 
 def fill_url(template: str, values: Mapping[str, ParamValue]) -> str:
-    """Fill a URL; values are percent-encoded so "../admin" or "?x=1" stay inside their path segment."""
-    return fill(template, values, escape=lambda v: quote(v, safe=""))
+    """Fill a URL; values are percent-encoded so "../admin" or "?x=1" stay inside their path segment. A whole
+    value of "." or ".." is refused: percent-encoding leaves dots alone, and URL normalisation would remove the
+    segment (and the one before it)."""
+    def escape(v: str) -> str:
+        if v.strip() in (".", ".."):
+            raise TemplateError(f"a URL value may not be {v!r}")
+        return quote(v, safe="")
+
+    return fill(template, values, escape=escape)
 
 
 def fill_json(template: Any, values: Mapping[str, ParamValue]) -> Any:

@@ -15,6 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, require_slack
 from bot.coord import Coordinator, LocalCoordinator
+from bot.engine import decider_dm
+from bot.engine.alert_notes import AlertNotes
 from bot.engine.approvals import Approvals
 from bot.engine.checklists import Checklists
 from bot.engine.comms import Comms
@@ -23,9 +25,11 @@ from bot.engine.escalation import Escalation
 from bot.engine.executions import Executions
 from bot.engine.incidents import Incidents
 from bot.engine.intake import AlertIntake
+from bot.engine.outbox import Outbox
 from bot.engine.resolution import Resolution
 from bot.engine.roles import RoleDirectory
 from bot.engine.services import Services
+from bot.engine.silences import AlertSilences
 from bot.engine.timers import TimerService
 from bot.engine.warroom import WarRoom
 from bot.metrics import Metrics
@@ -33,6 +37,7 @@ from bot.ratelimit import SlackRateLimiter
 from bot.roster import load_roster
 from bot.runbook.loader import load_runbook
 from bot.slack.gateway import SlackGateway, make_client
+from bot.slack.queue import SlackCallQueue
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -51,15 +56,20 @@ class Rollbot:
         self.metrics = Metrics()
         client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         client.metrics = self.metrics
-        slack = SlackGateway(client, self.db)
+        slack = SlackGateway(client, self.db, settings.post_claim_stale_seconds)
         if coord is None and settings.redis_url:
             from bot.coord_redis import RedisCoordinator
 
-            coord = RedisCoordinator(settings.redis_url)
+            coord = RedisCoordinator(settings.redis_url, monotonic=self.clock.monotonic)
+            coord.metrics = self.metrics
         coord = coord or LocalCoordinator(self.clock.monotonic)
         roles = RoleDirectory(roster, slack, self.db, coord, settings.role_cache_seconds)
         timers = TimerService(self.db, self.clock, settings.replica_id)
-        client.limiter = SlackRateLimiter(coord, settings.slack_rate_scale)
+        timers.metrics = self.metrics
+        scale = settings.slack_rate_scale
+        # Scale 0 turns the limiter off, not the spacing of re-renders: that has its own setting.
+        client.queue = SlackCallQueue(SlackRateLimiter(coord, scale),
+                                      refresh_interval=settings.slack_refresh_seconds / (scale or 1))
         self.svc = Services(settings=settings, clock=self.clock, db=self.db, runbook=runbook, roster=roster,
                             slack=slack, roles=roles, coord=coord, timers=timers)
         self.incidents = Incidents(self.svc)
@@ -74,22 +84,51 @@ class Rollbot:
         self.resolution = Resolution(self.svc, self.warroom)
         self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
         self.approvals = Approvals(self.svc, self.warroom, self.checklists)
+        self.silences = AlertSilences(self.svc, self.comms.name)
+        self.alert_notes = AlertNotes(self.svc, self.warroom, self.checklists, self.resolution)
+        self.outbox = Outbox(self.svc, self.warroom)
+        decider_dm.register(self.svc)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.svc.background = self.spawn  # requested re-renders, fast paths: tracked like the work after an ack
         self._scheduler: AsyncIOScheduler | None = None
+        self._ticking: asyncio.Task[Any] | None = None
         self.ready = False
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import alerts, approvals, checklists, commands, comms, drills, escalation, executions, health, slack_events
+        from handlers import (
+            alerts,
+            alerts_resolved,
+            approvals,
+            authz,
+            checklists,
+            commands,
+            comms,
+            drills,
+            escalation,
+            executions,
+            health,
+            outbox,
+            silences,
+            slack_events,
+            triage,
+        )
 
         # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (commands, slack_events, checklists, executions, drills, approvals, escalation, comms):
+        for module in (authz, commands, slack_events, checklists, executions, drills, approvals, escalation, comms,
+                       silences, triage, alerts_resolved, outbox):
             module.register(self)
         self.web = web.Application(client_max_size=1 << 20)
         for routes in (slack_events, alerts, health):
             routes.add_routes(self.web, self)
+
+    def socket_mode_handler(self, app_token: str) -> Any:
+        """Socket Mode with the same request handling as /slack/events (dedup, metrics, ack latency)."""
+        from handlers.slack_events import socket_mode_handler
+
+        return socket_mode_handler(self, app_token)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -99,9 +138,11 @@ class Rollbot:
         roles = sorted({r.id for r in self.svc.runbook.roles})
         await self.svc.roles.warm(roles)
         await self.executions.start()  # marks runs whose lease expired (a previous process died) interrupted
+        await self.svc.timers.release_own()  # work this replica's previous life claimed and never finished
         if scheduler:
+            self.svc.timers.refill = True  # a finished handler makes room for the next due timer at once
             self._scheduler = AsyncIOScheduler()
-            self._scheduler.add_job(self.svc.timers.tick, "interval", seconds=self.settings.tick_seconds,
+            self._scheduler.add_job(self._tick, "interval", seconds=self.settings.tick_seconds,
                                     max_instances=1, coalesce=True, id="timer-tick")
             for drill in self.svc.runbook.drills:  # every replica schedules; a claim lets one of them run it
                 self._scheduler.add_job(self.drills.scheduled, CronTrigger.from_crontab(drill.cron, timezone="UTC"),
@@ -114,10 +155,20 @@ class Rollbot:
         await self.executions.stop()  # running actions are stopped and recorded, not left 'running'
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
+        if self._ticking is not None:  # a tick in flight finishes before the database goes (no CancelledError)
+            await asyncio.wait({self._ticking}, timeout=5)
+        await self.svc.timers.close(timeout=5)  # and so do the timer handlers it started
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         await self.svc.coord.close()
         await self.db.dispose()
+
+    async def _tick(self) -> None:
+        self._ticking = asyncio.current_task()
+        try:
+            await self.svc.timers.dispatch()  # starts the due handlers; a slow one never holds the next tick
+        finally:
+            self._ticking = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Work that continues after the ack; kept referenced so it is not garbage-collected mid-flight."""

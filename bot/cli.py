@@ -1,13 +1,14 @@
-"""The `rollbot` command."""
+"""The `rollbot` command.
+
+Imports stay inside the commands: `rollbot --help` (and a mistyped command) answers without loading pydantic,
+asyncio, aiohttp, Slack or the sandbox.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-
-from bot.config import ConfigError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,22 +27,34 @@ def main(argv: list[str] | None = None) -> int:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations to head")
 
+    from bot import manifest
     from bot.sandbox_cli import add_sandbox_parser
+
+    manifest.add_parser(sub)
 
     add_sandbox_parser(sub)
 
     demo = sub.add_parser("demo", help="run a whole rollback in the local Slack sandbox")
     demo.add_argument("--scenario", default="payment_system")
-    demo.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    demo.add_argument("--speed", type=float, default=None,
+                      help="pace for watching, in simulated seconds per real second (0: as fast as it goes); "
+                      "the simulated timeline is the same at any pace")
     demo.add_argument("--transcript", default=None, help="write everything the sandbox saw to this JSON file")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--socket-mode", action="store_true", help="Slack's requests over Socket Mode, not HTTP")
+    demo.add_argument("--keep", action="store_true",
+                      help="after the scripted incident, keep the workspace and the bot running (web client URL printed)")
 
     report = sub.add_parser("report", help="write the post-incident report of an incident")
     report.add_argument("incident")
     report.add_argument("--out", default=None)
+    report.add_argument("--format", choices=["md", "json"], default="md",
+                        help="Markdown to paste (default) or JSON")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.config import ConfigError
+
     try:
         return _run(args)
     except ConfigError as exc:
@@ -55,6 +68,9 @@ def _run(args: argparse.Namespace) -> int:
 
         return runbook_cli.validate(args.path) if args.runbook_command == "validate" else runbook_cli.show(args.path)
     if args.command == "db":
+        import asyncio
+
+        from bot.config import load_settings
         from bot.store.db import Database
 
         settings = load_settings()
@@ -67,11 +83,18 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(upgrade())
         print("database at head")
         return 0
+    if args.command == "manifest":
+        from bot import manifest
+
+        return manifest.run(args)
     if args.command == "sandbox":
         from bot.sandbox_cli import run_sandbox
 
         return run_sandbox(args) or 0
     if args.command == "serve":
+        import asyncio
+
+        from bot.config import load_settings
         from bot.serve import serve
 
         logging.getLogger().setLevel(logging.INFO)

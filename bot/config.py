@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SLACK_API_DEFAULT = "https://slack.com/api/"
+HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 class ConfigError(ValueError):
@@ -29,14 +33,21 @@ class Settings(BaseModel):
     roster_path: Path = REPO_ROOT / "runbooks" / "roster.example.yml"
     alert_token: SecretStr | None = None
     pagerduty_secret: SecretStr | None = None
+    host: str = "127.0.0.1"  # only this machine; 0.0.0.0 where a proxy or another host must reach it (Docker)
     port: int = Field(default=3000, ge=0, le=65535)
     role_cache_seconds: float = Field(default=60, ge=0)
     tick_seconds: float = Field(default=1.0, gt=0)
     slack_rate_scale: float = Field(default=1.0, ge=0)  # 0: no client-side limiter; >1: an accelerated clock
+    slack_refresh_seconds: float = Field(default=1.0, ge=0)  # at most one header re-render per message this often
+    # A keyed post claimed longer ago than this by a worker that never answered is taken over (after a look-up).
+    post_claim_stale_seconds: float = Field(default=30.0, gt=0)
     replica_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
     statuspage_api_key: SecretStr | None = None
     statuspage_page_id: str | None = None
     statuspage_api_url: str = "https://api.statuspage.io/v1/"
+    alertmanager_url: str | None = None  # for silences created from Slack (Alertmanager's v2 API)
+    prometheus_url: str | None = None  # where `prometheus` runbook actions query
+    triage_channel: str | None = None  # where alerts that open nothing are posted (channel id)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -44,6 +55,18 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("host")
+    @classmethod
+    def _bindable_host(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+        if not HOSTNAME.fullmatch(value):
+            raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::) or a host name")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -63,7 +86,13 @@ class Settings(BaseModel):
         """Every configured secret, so output redaction can strip them."""
         secrets = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.alert_token,
                    self.pagerduty_secret, self.statuspage_api_key]
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        found = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        # The passwords inside DATABASE_URL and REDIS_URL (as typed, and as they appear percent-decoded).
+        for url in (self.database_url, self.redis_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                found += list(dict.fromkeys([password, unquote(password)]))
+        return found
 
 
 ENV_NAMES = {
@@ -77,14 +106,20 @@ ENV_NAMES = {
     "ROLLBOT_ROSTER": "roster_path",
     "ROLLBOT_ALERT_TOKEN": "alert_token",
     "ROLLBOT_PAGERDUTY_SECRET": "pagerduty_secret",
+    "ROLLBOT_HOST": "host",
     "PORT": "port",
     "ROLLBOT_ROLE_CACHE_SECONDS": "role_cache_seconds",
     "ROLLBOT_TICK_SECONDS": "tick_seconds",
     "ROLLBOT_SLACK_RATE_SCALE": "slack_rate_scale",
+    "ROLLBOT_SLACK_REFRESH_SECONDS": "slack_refresh_seconds",
+    "ROLLBOT_POST_CLAIM_STALE_SECONDS": "post_claim_stale_seconds",
     "ROLLBOT_REPLICA_ID": "replica_id",
     "STATUSPAGE_API_KEY": "statuspage_api_key",
     "STATUSPAGE_PAGE_ID": "statuspage_page_id",
     "STATUSPAGE_API_URL": "statuspage_api_url",
+    "ROLLBOT_ALERTMANAGER_URL": "alertmanager_url",
+    "ROLLBOT_PROMETHEUS_URL": "prometheus_url",
+    "ROLLBOT_TRIAGE_CHANNEL": "triage_channel",
 }
 
 

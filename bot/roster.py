@@ -13,9 +13,10 @@ review. Contacts are Slack user IDs, Slack user-group IDs (resolved to members a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from bot.runbook.loader import RunbookError, format_problem, parse_yaml
 from bot.runbook.model import Runbook
@@ -110,7 +111,7 @@ def load_roster(path: str | Path, runbook: Runbook) -> Roster:
     return roster
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key"
     if error["type"] == "missing":

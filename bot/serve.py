@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.app import Rollbot
 from bot.config import Settings
 from bot.logging_setup import configure as configure_logging
+from bot.webserver import listen_url
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8  # inside the 10 s a scheduler gives a stopping replica
@@ -26,16 +27,15 @@ async def serve(settings: Settings) -> None:
     await bot.start()
     runner = web.AppRunner(bot.web, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     socket_mode = None
     if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        socket_mode = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
+        socket_mode = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
         await socket_mode.connect_async()
-    log.info("rollbot serving on port %s%s", settings.port, " and Socket Mode" if socket_mode else "")
-    print(f"rollbot listening on http://127.0.0.1:{settings.port} (POST /slack/events, /alerts/<source>)", flush=True)
+    log.info("rollbot serving on %s port %s%s", settings.host, settings.port, " and Socket Mode" if socket_mode else "")
+    print(f"rollbot listening on {listen_url(settings.host, settings.port)} (POST /slack/events, /alerts/<source>)"
+          f"{'' if settings.host != '0.0.0.0' else ' on every interface (ROLLBOT_HOST=0.0.0.0)'}", flush=True)
     await stop.wait()
     log.info("shutting down: no new requests, finishing acks and background work")
     if socket_mode:

@@ -15,3 +15,9 @@ async def start_site(app: web.Application, host: str = "127.0.0.1", port: int = 
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+def listen_url(host: str, port: int) -> str:
+    """The address that reaches a server bound to `host` from this machine (a wildcard is reached on loopback)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{local}:{port}"

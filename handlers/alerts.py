@@ -52,8 +52,17 @@ def add_routes(app: web.Application, bot: Rollbot) -> None:
         except AlertParseError as exc:
             return web.json_response(exc.to_json(), status=400)
         result = await bot.intake.receive(alerts)
+        counted = {"opened": len(result.opened), "attached": len(result.attached),
+                   "resolved": len(result.resolved_noted), "repeat": result.repeats}
+        for item in result.unmatched:
+            counted[item.get("outcome", "unmatched")] = counted.get(item.get("outcome", "unmatched"), 0) + 1
+        for outcome, n in counted.items():
+            if n:
+                bot.metrics.alerts.labels(source, outcome).inc(n)
+        for received_id, reason in result.triage:  # after the answer; a timer posts any this process cannot
+            bot.spawn(bot.intake.post_triage(received_id, reason))
         for incident_id in result.opened:
             bot.spawn(bot.warroom.open(incident_id))
-        return web.json_response(result.as_json(), status=202 if result.opened or result.attached else 200)
+        return web.json_response(result.as_json(), status=202 if result.opened or result.attached or result.repeated else 200)
 
     app.router.add_post("/alerts/{source}", receive)

@@ -7,7 +7,6 @@ Work after the ack runs through bot.spawn so it is tracked.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,6 @@ import aiohttp
 from bot.engine.approvals import message_key
 from bot.engine.checklists import Refused
 from bot.store.models import ApprovalRequest
-from bot.views.common import truncate
 from bot.views.confirm import CONFIRM_MODAL, PHRASE, challenge_of, confirm_modal, typed_phrase
 from bot.views.decision import (
     ACTION_APPROVE,
@@ -32,7 +30,7 @@ from bot.views.decision import (
     declined_reason,
 )
 from handlers.commands import Ack, add_subcommand
-from handlers.interaction import Click, click_from, incident_for_message
+from handlers.interaction import Click, click_from, incident_for_message, sealed, submit_within_ack, unsealed
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -106,34 +104,41 @@ def register(bot: Rollbot) -> None:
                 await refuse(bot, click, body, "That approval does not belong to an incident here.")
                 return
             try:  # refused at once (and audited) rather than after typing a reason
-                await bot.approvals.check_voter(request, click.user, "decline")
+                await bot.approvals.check_voter(request, click.user, "decline", acting=False)  # the form
             except Refused as exc:
                 await refuse(bot, click, body, str(exc))
                 return
             what = "Decline the rollback" if request.subject == "rollback" else "Decline this action"
-            await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=decline_modal(request.id, what))
+            await bot.svc.slack.client.views_open(trigger_id=click.trigger_id,
+                                                  view=sealed(bot, decline_modal(request.id, what), click.user))
 
         bot.spawn(work())
         await ack()
 
     @app.view(DECLINE_MODAL)
     async def decline_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason = declined_reason(view["state"]["values"])
+        meta = unsealed(bot, body, view)
+        if meta is None:
+            await ack(response_action="errors", errors={REASON: "This form was not opened for you here."})
+            return
+        reason = declined_reason((view.get("state") or {}).get("values") or {})
         if not reason:
             await ack(response_action="errors", errors={REASON: "Say why you decline."})
             return
-        try:
-            request_id = str(json.loads(view.get("private_metadata") or "{}")["request"])
-            result = await bot.approvals.vote(request_id, body["user"]["id"], "decline", reason=reason[:500],
-                                              follow_up=False)
-        except (Refused, KeyError, ValueError) as exc:
-            await ack(response_action="errors", errors={REASON: truncate(str(exc), 150)})
-            return
-        if result.kind in ("late", "closed", "duplicate"):
-            await ack(response_action="errors", errors={REASON: truncate(result.message, 150)})
-            return
-        bot.spawn(bot.approvals.follow_up(result, body["user"]["id"]))
-        await ack()
+        user = body["user"]["id"]
+
+        async def work() -> str | None:
+            try:
+                result = await bot.approvals.vote(str(meta["request"]), user, "decline", reason=reason[:500],
+                                                  follow_up=False)
+            except (Refused, KeyError, ValueError) as exc:
+                return str(exc)
+            if result.kind in ("late", "closed", "duplicate"):
+                return result.message
+            bot.spawn(bot.approvals.follow_up(result, user))
+            return None
+
+        await submit_within_ack(bot, ack, user, work(), REASON)
 
     @app.action(CHANGE_LEVEL)
     async def change_level(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -170,14 +175,17 @@ def register(bot: Rollbot) -> None:
     @app.view(CONFIRM_MODAL)
     async def confirm_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
-        try:
-            result = await bot.approvals.confirm(challenge_of(view.get("private_metadata")), user,
-                                                 typed_phrase(view["state"]["values"]), follow_up=False)
-        except Refused as exc:
-            await ack(response_action="errors", errors={PHRASE: truncate(str(exc), 150)})
-            return
-        bot.spawn(bot.approvals.follow_up(result, user))
-        await ack()
+
+        async def work() -> str | None:
+            try:
+                result = await bot.approvals.confirm(challenge_of(view.get("private_metadata")), user,
+                                                     typed_phrase(view["state"]["values"]), follow_up=False)
+            except Refused as exc:
+                return str(exc)
+            bot.spawn(bot.approvals.follow_up(result, user))
+            return None
+
+        await submit_within_ack(bot, ack, user, work(), PHRASE)
 
     for action_id in (APPROVE, ACTION_APPROVE):
         app.action(action_id)(approve)

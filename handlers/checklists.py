@@ -6,13 +6,15 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
+from bot.engine import authz
 from bot.engine.checklists import Refused
 from bot.views.common import truncate
 from bot.views.status import status_text
 from bot.views.step import parse_checklist_block_id
-from handlers.interaction import click_from, incident_for_message, refuse
+from handlers.interaction import click_from, incident_for_message, refuse, sealed, submit_within_ack, tell, unsealed
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -68,22 +70,39 @@ def register(bot: Rollbot) -> None:
             await refuse(bot, click, "That step does not belong to an incident here.")
             return
         step = (await bot.svc.snapshot(incident.id, with_holders=False)).procedure.step(click.value)
-        await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=skip_modal(
-            incident.id, click.value, f"Step {step.number}: {step.title}"))
+        try:  # refused at once (and audited) rather than after typing a reason
+            await authz.require(bot.svc, "step_skip", click.user, authz.Subject(incident.id, step_owner=step.owner),
+                                acting=False)  # opens the reason form; the skip itself acts
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
+            return
+        try:
+            await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=sealed(bot, skip_modal(
+                incident.id, click.value, f"Step {step.number}: {step.title}"), click.user))
+        except SlackApiError as exc:  # an expired or reused trigger: the person clicks again
+            await refuse(bot, click, f"Slack did not open the form ({exc.response.get('error')}); click again.")
 
     @app.view("step_skip")
     async def skip_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
-        reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()
+        meta = unsealed(bot, body, view)
+        reason = (((view.get("state") or {}).get("values") or {}).get("reason", {}).get("reason", {}).get("value")
+                  or "").strip()
+        if meta is None:
+            await ack(response_action="errors", errors={"reason": "This form was not opened for you here."})
+            return
         if not reason:
             await ack(response_action="errors", errors={"reason": "Say why the step is skipped."})
             return
-        try:
-            await bot.checklists.complete_step(meta["incident"], meta["step"], body["user"]["id"], "skipped", reason)
-        except (Refused, KeyError) as exc:
-            await ack(response_action="errors", errors={"reason": truncate(str(exc), 150)})
-            return
-        await ack()
+        user = body["user"]["id"]
+
+        async def work() -> str | None:
+            try:
+                await bot.checklists.complete_step(meta["incident"], meta["step"], user, "skipped", reason)
+            except (Refused, KeyError) as exc:
+                return str(exc)
+            return None
+
+        await submit_within_ack(bot, ack, user, work(), "reason")
 
     @app.action("incident_status")
     async def status_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -94,8 +113,7 @@ def register(bot: Rollbot) -> None:
             await refuse(bot, click, "That header does not belong to an incident here.")
             return
         snap = await bot.svc.snapshot(incident.id, with_holders=False)
-        if click.channel:
-            await bot.svc.slack.ephemeral(click.channel, click.user, status_text(snap))
+        await tell(bot, click, status_text(snap))  # reaches people outside the channel too
 
 
 def skip_modal(incident_id: str, step_id: str, title: str) -> View:

@@ -18,7 +18,7 @@ USAGE = """*Usage:* `/rollback <subcommand>`
 • `/rollback list` — open incidents
 • `/rollback drill [scenario]` — run a rollback drill
 • `/rollback contacts` — who to call, by role, and external support
-• `/rollback timeline` — the incident's timeline · `/rollback note <text>` — add to it
+• `/rollback timeline` — the incident's timeline, to you (`post`: to the channel) · `/rollback note <text>` — add to it
 • `/rollback role <role> @user` — give someone a role for this incident
 • `/rollback resolve [--override "reason"]` — close the incident
 • `/rollback help` — this message"""
@@ -56,7 +56,11 @@ def parse(text: str, runbook: Runbook) -> Command:
         raise CommandError(f"Unknown subcommand `{_clip(words[0])}`.")
     if name in ("start", "drill"):
         return _parse_start(name, rest, runbook)
-    if name in ("help", "status", "list", "contacts", "timeline"):
+    if name == "timeline":
+        if rest not in ([], ["post"]):
+            raise CommandError("`timeline` takes nothing, or `post` to show it to the channel.")
+        return Command(name=name, text=" ".join(rest))
+    if name in ("help", "status", "list", "contacts"):
         if rest:
             raise CommandError(f"`{name}` takes no arguments.")
         return Command(name=name)

@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from bot.engine.authz import RULES, interaction_key
 from bot.engine.incidents import Declaration
+from bot.views.common import escape
 from bot.views.declare import CALLBACK_ID, NO_SCENARIO, declare_modal, submitted_values
 from handlers.command_parser import USAGE, VERSION_RE, Command, CommandError, parse
+from handlers.interaction import sealed, unsealed
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -20,7 +23,11 @@ Subcommand = Callable[["Rollbot", Command, dict[str, Any], Ack], Awaitable[None]
 def register(bot: Rollbot) -> None:
     @bot.bolt.view(CALLBACK_ID)
     async def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = submitted_values(view["state"]["values"])
+        meta = unsealed(bot, body, view)
+        if meta is None or not isinstance(meta.get("channel"), str):
+            await ack(response_action="errors", errors={"scenario": "This form was not opened for you here."})
+            return
+        values = submitted_values(((view.get("state") or {}).get("values")) or {})
         version = values.get("version", "").strip() or None
         if version and not VERSION_RE.match(version):
             await ack(response_action="errors", errors={"version": "Not a version: expected e.g. v2.3.1"})
@@ -35,7 +42,7 @@ def register(bot: Rollbot) -> None:
         await ack()
         cmd = Command(name="start", scenario=scenario, level=values.get("level"), version=version,
                       text=values.get("description", "").strip())
-        declaration = declaration_for(bot, cmd, body["user"]["id"], view.get("private_metadata") or None)
+        declaration = declaration_for(bot, cmd, body["user"]["id"], meta["channel"] or None)
         if values.get("trigger"):
             trigger = runbook.trigger(values["trigger"])
             declaration = replace(declaration, trigger_id=trigger.id,
@@ -55,16 +62,23 @@ def register(bot: Rollbot) -> None:
             await ack(response_type="ephemeral", text=f":x: {exc}\n\n{USAGE}")
             return
         handler = SUBCOMMANDS.get(parsed.name)
-        if handler is None:
+        if handler is None or interaction_key("command", parsed.name) not in RULES:  # bot/engine/authz.py
             await ack(response_type="ephemeral", text=f"`{parsed.name}` is not available in this deployment.")
             return
         await handler(bot, parsed, command, ack)
 
 
 async def _modal(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    incident = await bot.incidents.by_channel(command.get("channel_id", ""))
+    if incident is not None and incident.status == "open":  # in an incident's channel: that incident, not a new one
+        from bot.views.status import incident_menu_text
+
+        snap = await bot.svc.snapshot(incident.id, with_holders=False)
+        await ack(response_type="ephemeral", text=incident_menu_text(snap))
+        return
     await ack()
-    await bot.svc.slack.client.views_open(trigger_id=command["trigger_id"],
-                                          view=declare_modal(bot.svc.runbook, command.get("channel_id", "")))
+    await bot.svc.slack.client.views_open(trigger_id=command["trigger_id"], view=sealed(
+        bot, declare_modal(bot.svc.runbook, command.get("channel_id", "")), command["user_id"]))
 
 
 async def _help(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
@@ -99,7 +113,9 @@ async def _list(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -
     if not incidents:
         await ack(response_type="ephemeral", text="No open rollback incidents.")
         return
-    lines = [f"• *{i.id}* {'[DRILL] ' if i.is_drill else ''}{i.title} ({i.level}, {i.stage})"
+    alerts = await bot.incidents.alert_counts([i.id for i in incidents[:40]])
+    lines = [f"• *{i.id}* {'[DRILL] ' if i.is_drill else ''}{escape(i.title)} ({i.level}, {i.stage})"
+             + alert_summary(*alerts.get(i.id, (0, 0)))
              + (f" <#{i.channel_id}>" if i.channel_id else "") for i in incidents[:40]]
     await ack(response_type="ephemeral", text="*Open rollback incidents*\n" + "\n".join(lines))
 
@@ -127,3 +143,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "list": _list,
     "status": _status,
 }
+
+
+def alert_summary(firing: int, resolved: int) -> str:
+    """" · 1 of 2 alerts firing", " · all 2 alerts resolved", or nothing for an incident without alerts."""
+    total = firing + resolved
+    if not total:
+        return ""
+    plural = "s" if total != 1 else ""
+    return f" · all {total} alert{plural} resolved" if not firing else f" · {firing} of {total} alert{plural} firing"

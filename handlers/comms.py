@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from bot.engine import timeline
 from bot.engine.checklists import Refused
-from bot.views.comms import APPROVE, EDIT, EDIT_MODAL, SENT, edit_modal
+from bot.views.common import escape
+from bot.views.comms import APPROVE, APPROVE_SENT, EDIT, EDIT_MODAL, SENT, edit_modal, parse_button_value
 from bot.views.timeline import timeline_pages
 from bot.views.validation import TICK
 from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
-from handlers.interaction import click_from, refuse
+from handlers.interaction import (
+    Click,
+    click_from,
+    incident_for_message,
+    refuse,
+    sealed,
+    submit_within_ack,
+    tell,
+    unsealed,
+)
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -25,22 +34,38 @@ def register(bot: Rollbot) -> None:
     async def draft_click(ack: Any, body: dict[str, Any], action: dict[str, Any], verb: str) -> None:
         await ack()
         click = click_from(body, action)
+        parsed = parse_button_value(click.value)
         try:
-            draft_id = int(click.value)
+            draft, template = await bot.comms._get(parsed[0]) if parsed else (None, None)
+        except Refused:
+            draft = template = None
+        # Bound to the message it came from: the draft's own keyed message in its own incident's channel.
+        incident = await incident_for_message(bot, click, f"comms:{template.id}") if draft and template else None
+        if parsed is None or draft is None or incident is None or incident.id != draft.incident_id:
+            await refuse(bot, click, "That draft does not belong to an incident here.")
+            return
+        draft_id, version = parsed
+        try:
             if verb == "approve":
-                await bot.comms.approve(draft_id, click.user)
+                await bot.comms.approve(draft_id, click.user, version)
             elif verb == "sent":
-                await bot.comms.mark_sent(draft_id, click.user)
+                await bot.comms.mark_sent(draft_id, click.user, version)
+            elif verb == "approve_sent":
+                await bot.comms.approve_and_send(draft_id, click.user, version)
             elif click.trigger_id:
-                draft, template = await bot.comms._get(draft_id)
+                draft, template = await bot.comms._authorized("comms_edit", draft_id, click.user, acting=False)
                 await bot.svc.slack.client.views_open(trigger_id=click.trigger_id,
-                                                      view=edit_modal(draft, template.title))
-        except (Refused, ValueError) as exc:
-            await refuse(bot, click, str(exc) if isinstance(exc, Refused) else "That is not a draft.")
+                                                      view=sealed(bot, edit_modal(draft, template.title), click.user))
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
 
     @app.action(APPROVE)
     async def approve(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await draft_click(ack, body, action, "approve")
+
+    @app.action(APPROVE_SENT)
+    async def approve_sent(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await draft_click(ack, body, action, "approve_sent")
 
     @app.action(SENT)
     async def sent(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -52,13 +77,22 @@ def register(bot: Rollbot) -> None:
 
     @app.view(EDIT_MODAL)
     async def edited(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        text = (view["state"]["values"].get("text", {}).get("text", {}).get("value") or "")
-        try:
-            await bot.comms.edit(int(json.loads(view.get("private_metadata") or "{}")["draft"]), body["user"]["id"], text)
-        except (Refused, KeyError, ValueError) as exc:
-            await ack(response_action="errors", errors={"text": str(exc)[:150]})
-            return
-        await ack()
+        text = (((view.get("state") or {}).get("values") or {}).get("text", {}).get("text", {}).get("value") or "")
+        user = body["user"]["id"]
+
+        async def work() -> str | None:
+            try:
+                meta = unsealed(bot, body, view)
+                if meta is None:
+                    raise ValueError("not sealed")
+                await bot.comms.edit(int(meta["draft"]), user, text, str(meta["version"]))
+            except Refused as exc:
+                return str(exc)
+            except (KeyError, ValueError, TypeError):
+                return "That is not a draft."
+            return None
+
+        await submit_within_ack(bot, ack, user, work(), "text")
 
     @app.action(TICK)
     async def validation_tick(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -88,7 +122,7 @@ def register(bot: Rollbot) -> None:
             await bot.svc.slack.ephemeral(channel, user, "Use this on a message in an incident channel.")
             return
         text = (body.get("message") or {}).get("text", "")[:1000]
-        await bot.incidents.note(incident.id, "note", f"Note from a message: {text}", actor=user)
+        await bot.incidents.note(incident.id, "note", f"Note from a message: {escape(text)}", actor=user)
         await bot.svc.slack.ephemeral(channel, user, "Added to the incident timeline.")
 
     async def show_timeline(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
@@ -100,15 +134,20 @@ def register(bot: Rollbot) -> None:
         async with bot.db.session() as session:
             events = await timeline.events(session, incident.id)
         for blocks in timeline_pages(events, incident.declared_at, incident.title):
-            await bot.svc.slack.call("chat.postMessage", channel=incident.channel_id, text="Incident timeline",
-                                     blocks=[b.to_dict() for b in blocks])
+            if cmd.text == "post":  # asked for: the channel sees it
+                await bot.svc.slack.call("chat.postMessage", channel=incident.channel_id, text="Incident timeline",
+                                         blocks=[b.to_dict() for b in blocks])
+            else:  # by default only the person who asked, through the response_url: they may not be a member
+                asker = Click(user=command["user_id"], channel=incident.channel_id, message_ts=None, trigger_id=None,
+                              action={}, response_url=command.get("response_url"))
+                await tell(bot, asker, "Incident timeline", [b.to_dict() for b in blocks])
 
     async def note(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         incident = await bot.incidents.by_channel(command.get("channel_id", ""))
         if incident is None:
             await ack(response_type="ephemeral", text="Run `/rollback note` in an incident channel.")
             return
-        await bot.incidents.note(incident.id, "note", cmd.text[:1000], actor=command["user_id"])
+        await bot.incidents.note(incident.id, "note", escape(cmd.text[:1000]), actor=command["user_id"])
         await ack(response_type="ephemeral", text="Added to the incident timeline.")
 
     async def resolve(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:

@@ -22,7 +22,7 @@ def register(bot: Rollbot) -> None:
         if not click.value.isdigit():
             await refuse(bot, click, "That is not a page.")
             return
-        answer = await bot.escalation.acknowledge(int(click.value), click.user)
+        answer = await bot.escalation.acknowledge(int(click.value), click.user, click.channel, click.message_ts)
         if not answer.startswith("Acknowledged"):
             await refuse(bot, click, answer)
 

@@ -6,14 +6,14 @@ Thin: parse, find the incident the click belongs to (refusing forged clicks), ac
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from actions.params import format_value
 from bot.engine.checklists import Refused
-from bot.engine.executions import Context, InputRefused, needs_approval
+from bot.engine.executions import Context, InputRefused, needs_approval, runs_without_form
+from bot.views.common import param_label
 from bot.views.execution import (
     CANCEL,
     MODE_BLOCK,
@@ -31,7 +31,7 @@ from bot.views.execution import (
     modal_values,
     run_modal,
 )
-from handlers.interaction import Click, click_from, incident_for_message, refuse
+from handlers.interaction import Click, click_from, incident_for_message, refuse, sealed, unsealed
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
@@ -49,10 +49,13 @@ def register(bot: Rollbot) -> None:
 
     @app.view(RUN_MODAL)
     async def run_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
-        typed, dry = modal_values(view["state"]["values"])
-        user = body["user"]["id"]
+        user = str((body.get("user") or {}).get("id", ""))
+        typed, dry = modal_values((view.get("state") or {}).get("values") or {})
         first = next((PARAM_BLOCK + n for n in typed), MODE_BLOCK)
+        meta = unsealed(bot, body, view)
+        if meta is None:
+            await ack(response_action="errors", errors={first: "This form was not opened for you here."})
+            return
         try:
             ctx = await bot.executions.context(meta["incident"], meta["step"], meta["task"], meta["action"])
             await bot.executions.authorize(ctx, user)
@@ -140,12 +143,23 @@ async def _open_run_modal(bot: Rollbot, click: Click) -> None:
         return
     try:
         ctx = await bot.executions.context(incident.id, step_id, task_id, action_id)
-        await bot.executions.authorize(ctx, click.user)
+        await bot.executions.authorize(ctx, click.user, acting=False)  # the run (its request) is the act
         bot.executions.gate(ctx)
     except Refused as exc:
         await refuse(bot, click, str(exc))
         return
-    await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=run_modal(_modal(bot, ctx, click)))
+    if runs_without_form(ctx.action):
+        # Nothing to type, nothing at risk, nobody else to ask: the Run click is the whole decision.
+        try:
+            requested = await bot.executions.request(incident.id, step_id, task_id, action_id, click.user)
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
+            return
+        if not requested.created:
+            await _tell(bot, click.channel, click.user, requested.message)
+        return
+    modal = sealed(bot, run_modal(_modal(bot, ctx, click)), click.user)
+    await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=modal)
 
 
 def _modal(bot: Rollbot, ctx: Context, click: Click) -> RunModal:
@@ -160,10 +174,11 @@ def _modal(bot: Rollbot, ctx: Context, click: Click) -> RunModal:
     for p in action.params:
         if p.name == action.stage_param and action.stages:
             continue  # each stage sets it
-        hint = " · ".join(x for x in (p.description, f"must match {p.pattern}" if p.pattern else "",
-                                      f"one of {', '.join(p.choices)}" if p.choices else "") if x)
+        # Plain words: the description and the choices, never the parameter's regex (a wrong value is refused
+        # with what was wrong when the form is sent).
+        hint = " · ".join(x for x in (p.description, f"one of {', '.join(p.choices)}" if p.choices else "") if x)
         initial = "" if p.secret else values.get(p.name) or (ctx.incident.version or "" if "version" in p.name else "")
-        fields.append(ParamField(name=p.name, label=p.name, initial=initial, hint=hint, secret=p.secret))
+        fields.append(ParamField(name=p.name, label=param_label(p.name), initial=initial, hint=hint, secret=p.secret))
     approval = ""
     if needs_approval(action) and action.approval:
         titles = [bot.svc.runbook.role(r).title for r in action.approval.roles]

@@ -19,3 +19,10 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     """A migrated database, once on SQLite and once on PostgreSQL."""
     async with fresh_database(request.param, tmp_path) as (database, _url, _schema):
         yield database
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end runs (marked slow) first: `make test` spreads tests over two workers, and a long run started last
+    would leave one worker busy while the other sits idle. The sort is stable, so the order is the same on every
+    worker, as pytest-xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

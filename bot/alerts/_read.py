@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import units
 from bot.alerts.model import AlertParseError, Status
 
 _MISSING = object()
@@ -103,7 +104,7 @@ def status(d: Mapping[str, Any], key: str, path: str) -> Status:
 
 
 def number(value: Any, path: str) -> float | None:
-    """A metric value: a JSON number or a numeric string (a trailing % is allowed); null or "" is no value."""
+    """A metric value: a JSON number or a numeric string (a known unit may follow); null or "" is no value."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -111,11 +112,16 @@ def number(value: Any, path: str) -> float | None:
     if isinstance(value, int | float):
         result = float(value)
     elif isinstance(value, str):
-        text = value.strip().removesuffix("%").strip()
-        try:
-            result = float(text)
-        except ValueError:
-            raise AlertParseError(path, f"{value!r} is not a number") from None
+        # A unit may follow the number ("3.4%", "800ms"); matching reads it again to convert (bot/units.py).
+        m = units.VALUE_WITH_UNIT.match(value)
+        if m is not None and (not m["unit"] or units.known(m["unit"])):
+            result = float(m["number"])
+        else:
+            try:
+                result = float(value)  # NaN, +Inf: refused below as not finite
+            except ValueError:
+                raise AlertParseError(path, f"{value!r} is not a number (a known unit may follow it, e.g. 3.4%, "
+                                            "800ms)") from None
     else:
         raise AlertParseError(path, f"must be a number, got {kind(value)}")
     if not math.isfinite(result):

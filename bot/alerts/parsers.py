@@ -253,8 +253,8 @@ def parse_datadog(body: Any) -> list[NormalizedAlert]:
     for label, key in (("metric", "alert_metric"), ("priority", "alert_priority"), ("hostname", "hostname"),
                        ("event_type", "event_type"), ("alert_type", "alert_type")):
         _put(labels, label, fields[key])
-    annotations = {key: fields[key] for key in ("alert_query", "alert_status", "alert_transition", "alert_cycle_key")
-                   if fields[key]}
+    annotations = {key: str(fields[key]) for key in ("alert_query", "alert_status", "alert_transition",
+                                                     "alert_cycle_key") if fields[key]}
     if fields["aggreg_key"]:
         fingerprint = fields["aggreg_key"]
     elif fields["alert_id"]:

@@ -3,18 +3,20 @@ would (clicking buttons and checkboxes, submitting modals, typing /rollback)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.clock import ScaledClock
+from bot.clock import FakeClock
 from bot.demo.printer import Printer
+from bot.demo.sim import Simulation, Stuck
+from bot.engine.executions import runs_without_form
 from bot.runbook.model import Step
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.workspace import Message
@@ -23,18 +25,20 @@ from bot.store.models import ApprovalRequest, Execution, Incident, StepState
 BUSY = ("requested", "approved", "running")
 
 
-class StepStuck(RuntimeError):
-    pass
+StepStuck = Stuck  # a simulated person waited for something that can no longer happen
 
 
 class Responders:
-    def __init__(self, sb: SandboxServer, bot: Rollbot, clock: ScaledClock, printer: Printer) -> None:
+    def __init__(self, sb: SandboxServer, bot: Rollbot, clock: FakeClock, printer: Printer, sim: Simulation) -> None:
         self.sb = sb
         self.bot = bot
         self.clock = clock
+        self.sim = sim
         self.printer = printer
         self.incident_id: str | None = None
         self.handled: set[str] = set()
+        # (what the person did, simulated seconds until the bot's work after it was done), in order.
+        self.results: list[tuple[str, float]] = []
 
     # --- looking and waiting ---------------------------------------------------------------------------
 
@@ -44,26 +48,20 @@ class Responders:
         assert got is not None
         return got
 
-    async def wait_for(self, check: Callable[[], Any], what: str, real_seconds: float = 20) -> Any:
-        deadline = asyncio.get_running_loop().time() + real_seconds
-        while True:
+    async def wait_for(self, check: Callable[[], Any], what: str, simulated_minutes: float = 30) -> Any:
+        """Until `check()` holds; simulated time moves on meanwhile only when nothing else can happen."""
+        def looking() -> Any:
             self.printer.poll()
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            if asyncio.get_running_loop().time() > deadline:
-                raise StepStuck(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
+            return check()
+        return await self.sim.wait_for(looking, what, simulated_minutes)
 
-    async def at_minute(self, minute: float) -> None:
-        """Let simulated time reach `minute` after the incident opened (people take time to act)."""
+    async def at_minute(self, minute: float, at_least_seconds: float = 0) -> None:
+        """Act at `minute` after the incident opened (people take time to act), and no sooner than
+        `at_least_seconds` from now."""
         inc = await self.incident()
-        due = inc.declared_at + timedelta(minutes=minute)
-        while self.clock.now() < due:
-            self.printer.poll()
-            await asyncio.sleep(min(0.1, max(0.0, (due - self.clock.now()).total_seconds() / self.clock.speed)))
+        due = max(inc.declared_at + timedelta(minutes=minute), self.clock.now() + timedelta(seconds=at_least_seconds))
+        await self.sim.until(due)
+        self.printer.poll()
 
     def messages(self, channel_id: str, with_replies: bool = True) -> list[Message]:
         channel = self.sb.ws.channels[channel_id]
@@ -84,16 +82,40 @@ class Responders:
     # --- acting ----------------------------------------------------------------------------------------
 
     async def click(self, user: str, channel: str, ts: str, **how: Any) -> dict[str, Any]:
-        result = await self.sb.click(user, channel, ts, **how)
+        started, seen = self.clock.now(), len(self.sb.calls)
+        result = await self.sim.deliver(self.sb.click(user, channel, ts, **how))
         if result["status"] != 200:
             raise StepStuck(f"click {how} answered {result['status']}")
-        await self.bot.idle()  # people look again only after Slack shows the result of their click
+        await self.sim.after_work()  # people look again only after Slack shows the result of their click
+        self.noted(f"click {how.get('action_id')}", started, seen, user, (channel, ts))
+        return result
+
+    def noted(self, what: str, started: datetime, seen: int, user: str, message: tuple[str, str] | None,
+              answered: bool = False) -> None:
+        """How long until the person saw a result: the clicked message re-rendered, or an ephemeral or a modal
+        for them, whichever came first after they acted; else (nothing to re-render) until the bot's work was
+        done."""
+        shown = next((c["at"] for c in self.sb.calls[seen:] if c["ok"] and (
+            (c["method"] == "chat.update" and message is not None
+             and (c["args"].get("channel"), c["args"].get("ts")) == message)
+            or (c["method"] == "chat.postEphemeral" and c["args"].get("user") == user)
+            or c["method"] in ("views.open", "views.update"))), None)
+        if answered:  # the ack itself carried the answer (a slash command's reply)
+            shown = started.timestamp()
+        at = shown if shown is not None else self.clock.now().timestamp()
+        self.results.append((what, round(at - started.timestamp(), 3)))
+
+    async def submit(self, user: str, view_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        started, seen = self.clock.now(), len(self.sb.calls)
+        result = await self.sim.deliver(self.sb.submit(user, view_id, values))
+        await self.sim.after_work()
+        self.noted("submit", started, seen, user, None)
         return result
 
     async def submit_view(self, user: str, callback_id: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
         view = await self.wait_for(lambda: next((v for v in reversed(self.sb.ws.views.get(user, []))
                                                  if v.get("callback_id") == callback_id), None), f"{callback_id} modal")
-        return await self.sb.submit(user, view["id"], values or {})
+        return await self.submit(user, view["id"], values or {})
 
     async def acknowledge_pages(self) -> int:
         """Everyone who was paged by DM presses Acknowledge (once)."""
@@ -111,9 +133,10 @@ class Responders:
 
     async def step_message(self, step: Step) -> Message:
         inc = await self.incident()
-        assert inc.channel_id
+        channel = inc.channel_id
+        assert channel
         return await self.wait_for(lambda: next(
-            (m for m in self.messages(inc.channel_id, with_replies=False)
+            (m for m in self.messages(channel, with_replies=False)
              if f"Step {step.number}: {step.title}" in m.text), None), f"Step {step.number}'s message")
 
     async def run_actions(self, step: Step, user: str) -> None:
@@ -128,8 +151,19 @@ class Responders:
                 continue
             await self.click(user, inc.channel_id or "", message.ts, action_id=button["action_id"],
                              value=button.get("value"))
-            await self.submit_view(user, "run_action")
-            await self.wait_for(lambda t=task_id: self._finished(step.id, t), f"{_text(button)} to finish", 60)
+            if not runs_without_form(self.bot.svc.runbook.action(str(button.get("value", "")).split("|")[2])):
+                await self.submit_view(user, "run_action")
+            await self.wait_for(partial(self._finished, step.id, task_id), f"{_text(button)} to finish")
+
+    async def wait_for_success(self, action_id: str) -> None:
+        title = self.bot.svc.runbook.action(action_id).title
+
+        async def succeeded() -> bool:
+            async with self.bot.db.session() as session:
+                rows = (await session.exec(select(Execution).where(
+                    Execution.incident_id == self.incident_id, Execution.action_id == action_id))).all()
+            return any(r.state == "succeeded" for r in rows)
+        await self.wait_for(succeeded, f"{title} to succeed")
 
     async def _already_ran(self, step_id: str, task_id: str) -> bool:
         async with self.bot.db.session() as session:
@@ -156,26 +190,28 @@ class Responders:
             if approve is None or approve.get("value") in self.handled:
                 continue
             self.handled.add(str(approve.get("value")))
-            policy = await self._policy_of_request(str(approve.get("value")))
+            policy, requester = await self._policy_of_request(str(approve.get("value")))
             voters: list[str] = []
-            for role in policy:
-                voters.append(await self.holder(role, avoid=set(voters)))
+            for role in policy:  # four eyes: never the person who asked for the action
+                voters.append(await self.holder(role, avoid={requester, *voters}))
             if "action_confirm" in buttons:
                 await self.click(voters[0], channel, message.ts, action_id="action_confirm",
                                  value=buttons["action_confirm"].get("value"))
-                view = await self.wait_for(lambda u=voters[0]: next(
-                    (v for v in reversed(self.sb.ws.views.get(u, [])) if v.get("callback_id") == "action_confirm_phrase"),
-                    None), "the confirmation modal")
+                view = await self.wait_for(partial(self._open_view, voters[0], "action_confirm_phrase"),
+                                           "the confirmation modal")
                 phrase = re.search(r"Type exactly: `([^`]+)`", json.dumps(view["blocks"]))
-                await self.sb.submit(voters[0], view["id"], {"phrase": phrase.group(1) if phrase else ""})
+                await self.submit(voters[0], view["id"], {"phrase": phrase.group(1) if phrase else ""})
             for user in voters:
                 await self.click(user, channel, message.ts, action_id="action_approve", value=approve.get("value"))
 
-    async def _policy_of_request(self, request_id: str) -> list[str]:
+    def _open_view(self, user: str, callback_id: str) -> dict[str, Any] | None:
+        return next((v for v in reversed(self.sb.ws.views.get(user, [])) if v.get("callback_id") == callback_id), None)
+
+    async def _policy_of_request(self, request_id: str) -> tuple[list[str], str]:
         async with self.bot.db.session() as session:
             request = await session.get(ApprovalRequest, request_id)
         policy = request.policy if request else {}
-        return list(policy.get("all_of") or policy.get("any_of", [])[:1])
+        return list(policy.get("all_of") or policy.get("any_of", [])[:1]), request.requested_by if request else ""
 
     async def tick_all(self, step: Step, user: str) -> None:
         """Tick every item, one task's checkbox element at a time per person (tasks side by side), re-reading the
@@ -198,21 +234,23 @@ class Responders:
                 await self.click(user, inc.channel_id or "", message.ts, action_id="checklist_tick",
                                  value=todo[0]["value"])
 
-        await asyncio.gather(*(tick_block(b) for b in block_ids))
+        await self.sim.gather(*(tick_block(b) for b in block_ids))
 
     async def clear_comms(self) -> int:
-        """The Product Manager approves every waiting draft and marks it sent (as after sending it out)."""
+        """The Product Manager approves every waiting draft and sends it out: one click when they send it
+        themselves (Approve and I'll send it), else Approve then Mark as sent."""
         inc = await self.incident()
         pm = await self.holder("product_manager")
         count = 0
         for message in self.messages(inc.channel_id or ""):
             if not message.text.startswith(("Comms draft", "[DRILL] Comms draft")) or "(sent)" in message.text:
                 continue
-            for action in ("comms_approve", "comms_sent"):
+            for actions in (("comms_approve_sent", "comms_approve"), ("comms_sent",)):
                 current = next(m for m in self.messages(inc.channel_id or "") if m.ts == message.ts)
-                button = next((b for b in self.buttons(current) if b["action_id"] == action), None)
+                button = next((b for a in actions for b in self.buttons(current) if b["action_id"] == a), None)
                 if button is not None:
-                    await self.click(pm, inc.channel_id or "", message.ts, action_id=action, value=button.get("value"))
+                    await self.click(pm, inc.channel_id or "", message.ts, action_id=button["action_id"],
+                                     value=button.get("value"))
             count += 1
         return count
 
@@ -242,16 +280,20 @@ class Responders:
                                                               StepState.step_id == step_id))).first()
         return row.status if row else "missing"
 
-    async def finish_step(self, step: Step) -> None:
+    async def finish_step(self, step: Step, tick: bool = False) -> None:
+        """Run the step's actions, then close it: with `tick`, box by box (as when the checklist is the work);
+        otherwise by Mark step done, as an owner under time pressure does once the work is done."""
         user = await self.holder(step.owner)
         await self.run_actions(step, user)
         if await self.step_status(step.id) in ("done", "skipped"):
             return
-        await self.tick_all(step, user)
+        if tick:
+            await self.tick_all(step, user)
         if await self.step_status(step.id) not in ("done", "skipped"):
             inc = await self.incident()
             message = await self.step_message(step)
-            await self.click(user, inc.channel_id or "", message.ts, action_id="step_done", value=step.id)
+            if any(b["action_id"] == "step_done" for b in self.buttons(message)):  # gone once the step closed
+                await self.click(user, inc.channel_id or "", message.ts, action_id="step_done", value=step.id)
         await self.wait_for(lambda: self._is_done(step.id), f"Step {step.number} to be done")
 
     async def _is_done(self, step_id: str) -> bool:

@@ -7,6 +7,7 @@ definitions here, before anything is recorded or run; each becomes one whole arg
 from __future__ import annotations
 
 import os
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,13 +26,18 @@ from actions.params import (
     resolve_params,
 )
 from actions.params import secret_values as param_secret_values
+from actions.prometheus import PrometheusCheckSpec
 from actions.redact import Redactor
 from actions.runner import ActionSpec
 from actions.shell import DEFAULT_ENV_ALLOWLIST, SCRIPT_KNOBS, ShellSpec
+from actions.templates import fill
+from bot import units
 from bot.runbook.model import Action, Runbook
+from bot.views.common import param_label
 
 # The sample scripts' knobs (speed, forced failure, forced hang) pass through from the bot's environment.
 ENV_ALLOWLIST: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST + SCRIPT_KNOBS
+PROMETHEUS_URL_ENV = "ROLLBOT_PROMETHEUS_URL"  # where `prometheus` actions query, unless the action names a url
 CHECK_URL_ENV_PREFIX = "ROLLBOT_CHECK_URL_"  # ROLLBOT_CHECK_URL_TRAFFIC_HEALTH_CHECK=http://... overrides a check's URL
 VERSION_PARAMS = ("version", "restore_version")  # filled from the incident's `--version` unless typed
 
@@ -73,12 +79,51 @@ def check_url(action: Action, env: Mapping[str, str] | None = None) -> str:
     return env.get(CHECK_URL_ENV_PREFIX + action.id.upper()) or action.url
 
 
-def check_spec(action: Action, env: Mapping[str, str] | None = None) -> CheckSpec:
+def check_spec(action: Action, env: Mapping[str, str] | None = None,
+               values: Mapping[str, ParamValue] | None = None) -> CheckSpec | PrometheusCheckSpec:
+    if action.kind == "prometheus":
+        return prometheus_spec(action, values or {}, env)
     if action.kind != "check":
         raise ActionInputError(f"`{action.id}` is not a check action")
     return CheckSpec(url=check_url(action, env), method=action.method, headers=dict(action.headers),
                      expected_status=tuple(action.expect_status), max_latency_ms=action.max_latency_ms,
                      timeout_s=action.timeout_seconds)
+
+
+def prometheus_base(action: Action, env: Mapping[str, str] | None = None) -> str | None:
+    """The Prometheus a `prometheus` action queries: its override, its own `url`, else ROLLBOT_PROMETHEUS_URL;
+    None when nothing is configured (its gates are then a person's call)."""
+    env = os.environ if env is None else env
+    return env.get(CHECK_URL_ENV_PREFIX + action.id.upper()) or action.url or env.get(PROMETHEUS_URL_ENV) or None
+
+
+def with_prometheus(env: Mapping[str, str] | None, url: str | None) -> Mapping[str, str]:
+    """`env` (default: the process environment, read live) with the configured Prometheus (a setting) in it."""
+    base = os.environ if env is None else env
+    return ChainMap({PROMETHEUS_URL_ENV: url}, base) if url else base  # type: ignore[arg-type]
+
+
+def prometheus_spec(action: Action, values: Mapping[str, ParamValue],
+                    env: Mapping[str, str] | None = None) -> PrometheusCheckSpec:
+    """The query with its parameters (metric names, thresholds' labels) filled; Prometheus from the runbook or env;
+    answers converted from the query's unit into the threshold's (seconds into the runbook's milliseconds)."""
+    base = prometheus_base(action, env)
+    if not base:
+        raise ActionInputError(f"`{action.id}` needs a Prometheus: set {PROMETHEUS_URL_ENV} or the action's `url`")
+    assert action.query is not None and action.threshold is not None
+    defaults = {p.name: p.default for p in action.params if p.default is not None}
+    try:
+        query = fill(action.query, {**defaults, **values})
+    except TemplateError as exc:
+        raise ActionInputError(f"the runbook's query for `{action.id}` is broken: {exc}") from None
+    try:
+        return PrometheusCheckSpec(base_url=base, query=query, op=action.op, threshold=action.threshold,
+                                   for_s=action.for_seconds, step_s=action.step_seconds,
+                                   timeout_s=min(action.timeout_seconds, 30), headers=dict(action.headers),
+                                   name=action.title, unit=units.canonical(action.unit) or "",
+                                   scale=units.convert(1.0, action.query_unit, action.unit or None))
+    except ValueError as exc:
+        raise ActionInputError(f"`{action.id}`: {exc}") from None
 
 
 def given_values(action: Action, typed: Mapping[str, str], incident_version: str | None) -> dict[str, str]:
@@ -104,7 +149,7 @@ def prepare(action: Action, base: Path, now: datetime, *, typed: Mapping[str, st
     try:
         values = resolve_params(defs, given, base, now)
     except ParamError as exc:
-        raise ActionInputError(f"`{exc.param}`: {exc.message}", exc.param) from None
+        raise ActionInputError(f"{param_label(exc.param)}: {exc.message}", exc.param) from None
     secrets = tuple(param_secret_values(defs, values))
     redactor = (redactor or Redactor()).with_secrets(secrets)
     public = public_params(defs, values, redactor)
@@ -141,7 +186,11 @@ def _spec(action: Action, base: Path, values: Mapping[str, ParamValue], *, drill
             return _shell(action, base, values, drill=drill, env_extra=env_extra, max_output_bytes=max_output_bytes)
         if action.kind == "check":
             spec = check_spec(action, env)
+            assert isinstance(spec, CheckSpec)
             return spec, [spec.method, spec.url]
+        if action.kind == "prometheus":
+            prom = prometheus_spec(action, values, env)
+            return prom, ["PromQL", prom.query]
         assert action.url is not None
         http = HttpTemplate(method=action.method, url=action.url, headers=dict(action.headers), text_body=action.body,
                             expected_status=tuple(action.expect_status), timeout_s=action.timeout_seconds,

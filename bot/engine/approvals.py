@@ -4,8 +4,9 @@ Each request is an ApprovalRequest row holding its policy; each vote a Vote row 
 holding the roles its voter held at that moment. A vote is cast under a lock of its request row (SELECT ... FOR
 UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers), so concurrent clicks see each other's
 votes and the request is decided once: a conditional UPDATE from `pending`, and the incident's decision
-columns only while they are empty. Refusals, late votes and votes after the decision change nothing but are
-audited on the timeline. Policy evaluation itself is pure: bot/engine/policy.py.
+columns only while they are empty. Refusals and votes after the decision change nothing but are audited on the
+timeline; a vote after the deadline counts (the deadline escalates, it never locks) and is marked late.
+Policy evaluation itself is pure: bot/engine/policy.py.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
-from bot.engine import timeline, timers
+from bot.engine import authz, timeline, timers
 from bot.engine.checklists import Checklists, Refused
+from bot.engine.decider_dm import tell_deciders
 from bot.engine.once import claim_once
 from bot.engine.policy import Ballot, Outcome, Policy, evaluate
 from bot.engine.procedure import procedure_for
@@ -43,7 +45,7 @@ from bot.store.models import (
     Timer,
     Vote,
 )
-from bot.views.common import clock_time, mentions
+from bot.views.common import clock_time, duration, escape, mentions, param_label
 from bot.views.decision import ApprovalView, LevelChoice, RoleLine, VoteLine, approval_blocks, approval_text
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ _PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 @dataclass(frozen=True)
 class VoteResult:
-    kind: str  # recorded | decided | duplicate | late | closed
+    kind: str  # recorded | decided | duplicate | closed
     message: str  # for the voter, as an ephemeral
     request_id: str
     status: str  # the request's status after this vote
@@ -109,7 +111,7 @@ class Approvals:
         self._rendering: set[str] = set()
         self._dirty: set[str] = set()
         svc.on_declare.append(self._open_rollback_request)
-        svc.events.on("war_room_ready", self._on_war_room_ready)
+        svc.events.on("war_room_ready", self._on_war_room_ready, name="approvals.on_war_room_ready")
         svc.timers.on(DUE_TIMER, self.on_decision_due)
         svc.timers.on(FOLLOW_UP_TIMER, self.on_follow_up)
 
@@ -134,26 +136,16 @@ class Approvals:
     def title(self, role: str) -> str:
         return self.svc.runbook.role(role).title
 
-    async def refusal(self, request: ApprovalRequest, verb: str) -> str:
-        """Which roles can act on this request, and who holds them now."""
-        policy = Policy.from_dict(request.policy)
-        held = await self.svc.roles.holders(list(policy.roles), request.incident_id)
-        titles = " or ".join(self.title(r) for r in policy.roles)
-        who = "; ".join(f"{self.title(r)}: {mentions(held.get(r, []))}" for r in policy.roles)
-        return f"Only the {titles} can {verb} (needs: {policy.words(self.title)}). {who}."
-
-    async def check_voter(self, request: ApprovalRequest, user: str, choice: str) -> list[str]:
+    async def check_voter(self, request: ApprovalRequest, user: str, choice: str, acting: bool = True) -> list[str]:
         """The policy's roles `user` holds now (resolved at click time, by user ID). None: the attempt is audited
         on the timeline, nothing else is stored, and Refused says which roles can vote and who holds them."""
-        policy = Policy.from_dict(request.policy)
-        held = await self.svc.roles.roles_of(user, list(policy.roles), request.incident_id)
-        if not held:
-            what = await self._what(request)
-            await self._audit(request.incident_id, "approval_refused",
-                              f"<@{user}> tried to {choice} {what} without a needed role", actor=user,
-                              request=request.id, vote=choice)
-            raise Refused(await self.refusal(request, f"{choice} {what}"))
-        return held
+        kind = "decision" if request.subject == ROLLBACK else "action"
+        return await authz.require(self.svc, f"{kind}_{choice}", user, self._subject(request), acting=acting)
+
+    @staticmethod
+    def _subject(request: ApprovalRequest) -> authz.Subject:
+        return authz.Subject(request.incident_id, policy_roles=tuple(Policy.from_dict(request.policy).roles),
+                             requester=request.requested_by)
 
     # --- the rollback request: opened with the incident ---------------------------------------------------
 
@@ -206,13 +198,8 @@ class Approvals:
                                 actor=user, request=request_id, vote=choice, why="decided")
                 return VoteResult("closed", f"{_cap(what)} is already {row.status}; your vote changed nothing "
                                   "(the attempt is on the timeline).", request_id, row.status)
-            if row.status == "expired" or (row.deadline_at is not None and now > row.deadline_at):
-                timeline.record(session, row.incident_id, now, "vote_ignored",
-                                f"<@{user}> voted {choice} after the deadline ({clock_time(row.deadline_at)}): "
-                                "nothing changed", actor=user, request=request_id, vote=choice, why="late")
-                return VoteResult("late", f"The decision deadline passed at {clock_time(row.deadline_at)}; your vote "
-                                  "was not counted. Re-open the vote on the decision message to decide now.",
-                                  request_id, row.status)
+            # A deadline is a promise to escalate, never a lock: a vote after it counts and is marked late.
+            late_by = (now - utc(row.deadline_at)).total_seconds() if row.deadline_at is not None else 0.0
             if row.policy != request.policy:  # the level changed between the role check and the lock
                 timeline.record(session, row.incident_id, now, "vote_ignored",
                                 f"<@{user}> voted {choice} as the level changed: nothing changed", actor=user,
@@ -228,19 +215,23 @@ class Approvals:
                                   request_id, row.status)
             roles = " & ".join(self.title(r) for r in held)
             verb = "approved" if choice == "approve" else "declined"
+            late = f" (late: {duration(late_by)} after the {clock_time(row.deadline_at)} deadline)" \
+                if late_by > 0 else ""
             timeline.record(session, row.incident_id, now, "vote",
-                            f"<@{user}> {verb} {what} as {roles}" + (f": {reason}" if reason else ""),
-                            actor=user, request=request_id, vote=choice, roles=held)
+                            f"<@{user}> {verb} {what} as {roles}{late}" + (f": {escape(reason)}" if reason else ""),
+                            actor=user, request=request_id, vote=choice, roles=held,
+                            **({"late": True, "late_seconds": late_by} if late_by > 0 else {}))
             outcome = await self._evaluate(session, row, policy)
             if outcome.status != "pending":
                 decided = await self._decide(session, row, outcome, now, reason if choice == "decline" else None, what,
                                              user)
+        counted = " It came after the deadline and still counts (marked late on the timeline)." if late else ""
         if decided:
-            result = VoteResult("decided", f"{_cap(what)} is {outcome.status}: your vote decided it.",
+            result = VoteResult("decided", f"{_cap(what)} is {outcome.status}: your vote decided it.{counted}",
                                 request_id, outcome.status)
         else:
             waiting = self._waiting(outcome)
-            result = VoteResult("recorded", f"Your vote is recorded (as {roles})." +
+            result = VoteResult("recorded", f"Your vote is recorded (as {roles}).{counted}" +
                                 (f" Still needed: {waiting}." if waiting else ""), request_id, "pending")
         if follow_up:
             await self.follow_up(result, user)
@@ -272,13 +263,13 @@ class Approvals:
         """The one conditional write that decides a request (and, for the rollback, the incident), with a durable
         safety net for what follows it. Opens no other session: the caller holds the request's lock."""
         result = await session.exec(update(ApprovalRequest).where(  # type: ignore[call-overload]
-            ApprovalRequest.id == row.id, ApprovalRequest.status == "pending").values(
+            ApprovalRequest.id == row.id, col(ApprovalRequest.status).in_(("pending", "expired"))).values(
             status=outcome.status, decided_at=now, reason=reason))
         if result.rowcount != 1:
             return False
         who = self._deciders(outcome)
         names = ", ".join(f"<@{u}>" + (f" ({self.title(r)})" if r else "") for u, r in who)
-        text = f"{_cap(what)} {outcome.status} by {names}" + (f": {reason}" if reason else "")
+        text = f"{_cap(what)} {outcome.status} by {names}" + (f": {escape(reason)}" if reason else "")
         if row.subject == ROLLBACK:
             values: dict[str, Any] = {"decision": outcome.status, "decided_at": now,
                                       "stage": "rolling_back" if outcome.status == "approved" else "declined"}
@@ -314,21 +305,27 @@ class Approvals:
         """Render, announce, complete the decision step, emit the event; then mark it done for the safety-net timer."""
         request = await self.get(decision.request_id)
         incident_id = request.incident_id
+        change = f"{request.id}:{decision.status}:{request.decided_at}"  # a re-opened vote decides anew
         await self.render(request.id)
         if request.subject != ROLLBACK:
             execution_id = request.subject.split(":", 1)[1]
             event = "action_approved" if decision.status == "approved" else "action_declined"
-            await self.svc.events.emit(event, incident_id=incident_id, execution_id=execution_id)
+            await self.svc.events.emit(event, change=change, incident_id=incident_id, execution_id=execution_id)
         else:
             await self._announce_decision(request)
+            rendered = False
             if decision.status == "approved":
                 incident = await self._incident(incident_id)
                 step = procedure_for(self.svc.runbook, incident.scenario_id).decision_step()
                 if step is not None:
+                    # Completing the step re-renders the header, the decision already stored: once is enough.
                     await self.checklists.complete_step(incident_id, step.id, decision.user, "done",
                                                         "rollback approved", authorize=False)
-            await self.svc.events.emit("decided", incident_id=incident_id, decision=decision.status)
-            await self.warroom.refresh(incident_id)
+                    rendered = True
+            await self.svc.events.emit("decided", change=change, incident_id=incident_id,
+                                       decision=decision.status)
+            if not rendered:
+                await self.warroom.refresh(incident_id)
         async with self.svc.db.session() as session:
             await claim_once(session, f"{request.id}:follow_up_done", self.svc.settings.replica_id,
                              self.svc.clock.now())
@@ -353,43 +350,48 @@ class Approvals:
         if request.status == "approved":
             text = f":white_check_mark: *Rollback approved* by {who} at {at}. The rollback clock has started."
         else:
-            text = f":x: *Rollback declined* by {who} at {at}" + (f": {request.reason}" if request.reason else ".")
+            text = f":x: *Rollback declined* by {who} at {at}" + (f": {escape(request.reason)}" if request.reason else ".")
         await self.svc.slack.put_message(incident.id, "decision_result", incident.channel_id, text)
 
     # --- the deadline ----------------------------------------------------------------------------------------
 
     async def on_decision_due(self, timer: Timer) -> None:
-        """Still undecided at the deadline: the request expires (votes stop counting), the war room hears it, the
-        role holders are pinged again and `decision_overdue` starts the management escalation. Once per deadline."""
+        """Still undecided at the deadline: the decision message turns overdue (its buttons stay live: a vote now
+        still counts), the war room hears it in one message edited in place, and `decision_overdue` pulls the
+        management ladder forward and pages the approvers' secondaries. Once per deadline."""
         now = self.svc.clock.now()
         request_id, deadline = timer.payload.get("request"), timer.payload.get("deadline")
         async with self.svc.db.session() as session:
             row = await self._lock(session, str(request_id))
-            if row is None or row.status != "pending" or row.deadline_at is None \
+            if row is None or row.status not in ("pending", "expired") or row.deadline_at is None \
                     or utc(row.deadline_at).isoformat() != deadline:
                 return  # decided, or the level changed and a newer timer owns the new deadline
             incident = await session.get(Incident, row.incident_id)
             if incident is None or incident.status != "open":
                 return
-            result = await session.exec(update(ApprovalRequest).where(  # type: ignore[call-overload]
-                ApprovalRequest.id == row.id, ApprovalRequest.status == "pending").values(status="expired"))
-            if result.rowcount != 1:
+            if not await claim_once(session, f"{row.id}:overdue:{deadline}", self.svc.settings.replica_id, now):
                 return
             level = self.svc.runbook.level(incident.level)
             policy = Policy.from_dict(row.policy)
             timeline.record(session, row.incident_id, now, "decision_overdue",
                             f"Rollback decision overdue: {level.title} needs {policy.words(self.title)} within "
                             f"{level.decision_minutes:g} min (due {clock_time(row.deadline_at)})", request=row.id)
+            overdue = await self.svc.events.emit("decision_overdue", session, change=f"{row.id}:{deadline}",
+                                                 incident_id=row.incident_id)
         held = await self.svc.roles.holders(list(policy.roles), row.incident_id)
         people = [u for r in policy.roles for u in held.get(r, [])]
         if incident.channel_id:
-            text = (f":alarm_clock: *The rollback decision is overdue* — it was due at {clock_time(row.deadline_at)} "
+            text = (f":warning: *The rollback decision is overdue* — it was due at {clock_time(row.deadline_at)} "
                     f"({level.title}: {level.decision_minutes:g} min). Needs: {policy.words(self.title)}.\n"
-                    f"{mentions(people)}: re-open the vote on the decision message and decide now. "
-                    "Management escalation starts.")
-            await self.svc.slack.put_message(row.incident_id, f"decision_overdue:{deadline}", incident.channel_id, text)
+                    f"{mentions(people)}: Approve or Decline on the decision message still counts — decide now. "
+                    "Management escalation is brought forward and the secondaries are paged.")
+            # One overdue notice per incident, edited in place when a later deadline passes too.
+            await self.svc.slack.put_message(row.incident_id, "decision_overdue", incident.channel_id, text)
         await self.render(row.id)
-        await self.svc.events.emit("decision_overdue", incident_id=row.incident_id)
+        # Its reactions (the ladder brought forward, the secondaries paged, the comms) are outbox rows written
+        # with the overdue mark: worked now beside the incident's next timers, not before them (their DMs wait
+        # for each person's DM channel, a message a second).
+        self.svc.background(self.svc.events.deliver(overdue))
 
     # --- level changes and re-opening ---------------------------------------------------------------------------
 
@@ -407,13 +409,8 @@ class Approvals:
             level = self.svc.runbook.level(target)
         except KeyError:
             raise Refused("That level is not in this runbook.") from None
-        current = Policy.from_dict(request.policy)
-        allowed = list(dict.fromkeys([*current.roles, *self.svc.runbook.incident_lead_roles]))
-        if not await self.svc.roles.roles_of(user, allowed, incident_id):
-            await self._audit(incident_id, "level_change_refused", f"<@{user}> tried to change the level to "
-                              f"{level.title} without a needed role", actor=user, level=level.id)
-            titles = " or ".join(self.title(r) for r in allowed)
-            raise Refused(f"Only the {titles} can change the level or re-open the vote.")
+        interaction = "decision_level" if level_id else "decision_reopen"
+        await authz.require(self.svc, interaction, user, self._subject(request), acting=False)  # maybe a no-op
         now = self.svc.clock.now()
         policy = Policy.from_model(level.approval)
         deadline = now + timedelta(minutes=level.decision_minutes)
@@ -434,7 +431,8 @@ class Approvals:
             await session.exec(update(Incident).where(  # type: ignore[call-overload]
                 Incident.id == incident_id, col(Incident.decision).is_(None)).values(level=level.id))
             await timers.cancel(session, incident_id, key_prefix=f"{incident_id}:{DUE_TIMER}:")
-            await self._schedule_due(session, row, deadline, secrets.token_hex(4))
+            change = secrets.token_hex(4)
+            await self._schedule_due(session, row, deadline, change)
             verb = f"changed the level from {old.title} to {level.title}" if target != inc.level \
                 else f"re-opened the {level.title} vote"
             timeline.record(session, incident_id, now, "level_changed",
@@ -443,12 +441,14 @@ class Approvals:
             outcome = await self._evaluate(session, row, policy)  # the votes cast in time, under the new policy
             if outcome.status != "pending":
                 decided = await self._decide(session, row, outcome, now, None, "the rollback", user)
+        await authz.acted(self.svc, incident_id, user, interaction)  # it changed something: they are on it
         held = await self.svc.roles.holders(list(policy.roles), incident_id)
         people = [u for r in policy.roles for u in held.get(r, [])]
         if incident.channel_id:
             await self.svc.slack.reply(incident.channel_id, None,
                                        f":arrows_counterclockwise: <@{user}> {verb}. Needs: {policy.words(self.title)}"
-                                       f" by {clock_time(deadline)} — {mentions(people)}")
+                                       f" by {clock_time(deadline)} — {mentions(people)}",
+                                       owed=(incident_id, f"reply:level:{row.id}:{change}"))
         if decided:
             await self._after_decision(_Decision(request.id, outcome.status, user))
         else:
@@ -459,21 +459,15 @@ class Approvals:
     # --- per-incident role overrides ---------------------------------------------------------------------------
 
     async def set_role(self, incident_id: str, role: str, target: str, by: str, follow_up: bool = True) -> tuple[str, bool]:
-        """`/rollback role <role> @user`: allowed to the role's current holders or the incident leads.
+        """`/rollback role <role> @user`: allowed to the incident leads only (a role holder cannot hand out roles).
         Returns (message for `by`, whether anything changed); follow_up=False leaves `announce_role` to the caller."""
         await self._require_open(incident_id)
         try:
             title = self.title(role)
         except KeyError:
             raise Refused(f"Unknown role `{role}`.") from None
-        allowed = list(dict.fromkeys([role, *self.svc.runbook.incident_lead_roles]))
         now = self.svc.clock.now()
-        if not await self.svc.roles.roles_of(by, allowed, incident_id):
-            await self._audit(incident_id, "role_override_refused",
-                              f"<@{by}> tried to give <@{target}> the role {title} without holding it or leading",
-                              actor=by, role=role, user=target)
-            leads = " or ".join(self.title(r) for r in self.svc.runbook.incident_lead_roles)
-            raise Refused(f"Only a current {title} or the {leads} can give someone the {title} role.")
+        await authz.require(self.svc, "/rollback role", by, authz.Subject(incident_id))
         async with self.svc.db.session() as session:
             inserted = await session.exec(_insert(session)(RoleOverride).values(
                 incident_id=incident_id, role=role, user_id=target, set_by=by, at=now).on_conflict_do_nothing(
@@ -492,7 +486,8 @@ class Approvals:
         incident = await self._incident(incident_id)
         if incident.channel_id:
             await self.svc.slack.reply(incident.channel_id, None, f":bust_in_silhouette: <@{by}> gave <@{target}> "
-                                       f"the role *{self.title(role)}* for this incident.")
+                                       f"the role *{self.title(role)}* for this incident.",
+                                       owed=(incident_id, f"reply:role:{role}:{target}"))
         for request in await self._pending(incident_id):
             await self.render(request.id)
 
@@ -500,7 +495,7 @@ class Approvals:
 
     async def request_action(self, incident_id: str, execution_id: str, action_id: str, requested_by: str) -> str:
         """The gate bot/engine/executions.py calls: a request with the action's own policy (and its typed phrase),
-        posted in the incident thread. Idempotent per execution; returns the request id. Later emits
+        posted as its own message in the incident channel. Idempotent per execution; returns the request id. Later emits
         `action_approved` or `action_declined` [incident_id, execution_id]."""
         action = self.svc.runbook.action(action_id)
         now = self.svc.clock.now()
@@ -537,13 +532,7 @@ class Approvals:
             raise Refused("This approval needs no typed confirmation.")
         if request.status != "pending":
             raise Refused(f"This approval is already {request.status}.")
-        policy = Policy.from_dict(request.policy)
-        if user != request.requested_by and not await self.svc.roles.roles_of(user, list(policy.roles),
-                                                                               request.incident_id):
-            await self._audit(request.incident_id, "confirmation_refused", f"<@{user}> tried to confirm "
-                              f"{action.title} without being its requester or an approver", actor=user,
-                              request=request_id)
-            raise Refused(await self.refusal(request, f"confirm {action.title} (or its requester)"))
+        await authz.require(self.svc, "action_confirm", user, self._subject(request))
         phrase = fill_phrase(action.confirmation.phrase, {**execution.params, **execution.data.get("values", {})})
         now = self.svc.clock.now()
         challenge = ConfirmationChallenge(id=f"cc-{secrets.token_hex(8)}", incident_id=request.incident_id,
@@ -566,8 +555,15 @@ class Approvals:
         decided = False
         async with self.svc.db.session() as session:
             challenge = await session.get(ConfirmationChallenge, challenge_id)
-            if challenge is None or challenge.user_id != user:
-                raise Refused("That confirmation is not yours; open a new one from the approval message.")
+            request = (await session.exec(select(ApprovalRequest).where(
+                ApprovalRequest.incident_id == challenge.incident_id,
+                ApprovalRequest.subject == challenge.subject))).first() if challenge else None
+        if challenge is None or request is None:
+            raise Refused("That confirmation is not yours; open a new one from the approval message.")
+        if challenge.user_id != user:  # someone else's form: refused, audited, naming who can
+            await authz.refuse(self.svc, "view:action_confirm_phrase", user, self._subject(request),
+                               "That confirmation was opened by someone else.")
+        async with self.svc.db.session() as session:
             row = (await session.exec(select(ApprovalRequest).where(
                 ApprovalRequest.incident_id == challenge.incident_id,
                 ApprovalRequest.subject == challenge.subject).with_for_update())).first()
@@ -652,12 +648,18 @@ class Approvals:
         view, incident, key = await self.view(request_id)
         if not incident.channel_id:
             return
-        thread_ts = None
-        if key != DECISION_KEY:
-            header = await self.svc.slack.message_ref(incident.id, "header")
-            thread_ts = header.ts if header else None
+        # Every approval is its own message in the channel, where its deciders look (not in the header's
+        # thread), and a gated action's approvers are told by DM once.
         await self.svc.slack.put_message(incident.id, key, incident.channel_id, approval_text(view),
-                                         approval_blocks(view), thread_ts=thread_ts)
+                                         approval_blocks(view))
+        if key != DECISION_KEY and view.status == "pending":
+            async with self.svc.db.session() as session:
+                request = await session.get(ApprovalRequest, request_id)
+            if request is not None:
+                await tell_deciders(self.svc, incident.id, key, list(Policy.from_dict(request.policy).roles),
+                                    f"{'[DRILL] ' if incident.is_drill else ''}✋ Your approval is needed: "
+                                    f"*{view.title}* in <#{incident.channel_id}>",
+                                    exclude=frozenset({request.requested_by}))
 
     async def view(self, request_id: str) -> tuple[ApprovalView, Incident, str]:
         """Everything the approval message shows, read in one go."""
@@ -690,13 +692,14 @@ class Approvals:
                 self.title)) for lv in runbook.levels if lv.id != level.id)
             view = ApprovalView(title=level.title, description=level.description, levels=levels, **common)
         else:  # an action's approval (its execution row is there unless the store was edited by hand)
-            details = tuple(f"`{k}`: `{v}`" for k, v in execution.params.items()) if execution else ()
+            details = tuple(f"{param_label(k)}: `{escape(str(v))}`" for k, v in execution.params.items()) \
+                if execution else ()
             step = procedure_for(runbook, incident.scenario_id).step(execution.step_id) \
                 if execution and execution.step_id else None
             view = ApprovalView(
                 title=action.title if action else request.subject,
                 description=f"Step {step.number}: {step.title}" if step else "", details=details,
-                confirmation_prompt=action.confirmation.prompt if action.confirmation else "",
+                confirmation_prompt=action.confirmation.prompt if action and action.confirmation else "",
                 confirmed_by=confirmation.user_id if confirmation else None,
                 confirmed_at=confirmation.used_at if confirmation else None, **common)
         return view, incident, message_key(request)

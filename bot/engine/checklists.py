@@ -8,26 +8,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.engine import timeline, timers
+from bot.engine import authz, timeline, timers
+from bot.engine.authz import Refused
 from bot.engine.once import claim_once
 from bot.engine.procedure import Procedure, items_of, procedure_for
 from bot.engine.services import Services
 from bot.engine.warroom import WarRoom
 from bot.runbook.model import Phase, Step, item_id
 from bot.store.models import ChecklistItemState, Incident, StepState, Timer
-from bot.views.common import duration, mentions
+from bot.views.common import clock_time, duration, escape, mentions
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "active")
+OVERDUE_KEY = "steps_overdue"  # the one overdue notice of an incident, in the header thread
 
 
-class Refused(Exception):
-    """The click or command is not allowed; the message says why, for the user who made it."""
+__all__ = ["Checklists", "Refused", "TickResult", "apply_selection"]
 
 
 @dataclass(frozen=True)
@@ -62,21 +64,46 @@ class Checklists:
         self.svc = svc
         self.warroom = warroom
         svc.on_declare.append(self._schedule_first_phase)
+        svc.events.on("war_room_ready", self._tick_war_room_work, name="checklists.tick_war_room_work")
         svc.timers.on("step_due", self.on_step_due)
         svc.timers.on("phase_due", self.on_phase_due)
         svc.timers.on("target", self.on_target)
-        svc.events.on("closed", self._cancel_timers)
+        svc.events.on("closed", self._cancel_timers, name="checklists.cancel_timers")
+        svc.events.on("step_completed", self._on_step_completed, name="checklists.on_step_completed")
 
     # --- ticking ------------------------------------------------------------------------------
 
-    async def tick(self, incident_id: str, step_id: str, task_id: str, selected: set[str], user: str) -> TickResult:
-        """Apply a checkbox element's full selection (what Slack sends) for one task of one step."""
+    async def _tick_war_room_work(self, incident_id: str, **_: Any) -> None:
+        """Tasks the war room itself does (`ticked_by: war_room_ready`: the team paged, the channel open, the
+        clock running) tick themselves once it is ready; a step whose every item is then ticked closes."""
+        _incident, procedure = await self._incident(incident_id)
+        bot = self.svc.slack.bot_user_id or "rollbot"
+        for step in procedure.steps():
+            for task in step.tasks:
+                if task.ticked_by != "war_room_ready":
+                    continue
+                try:
+                    await self.tick(incident_id, step.id, task.id,
+                                    {item_id(task.id, i) for i in range(len(task.items))}, bot, authorize=False)
+                except Refused:  # the step closed before the room was ready (a retry): nothing left to tick
+                    continue
+                self.warroom.request_refresh(incident_id, steps=[step.id], header=False)
+
+    async def tick(self, incident_id: str, step_id: str, task_id: str, selected: set[str], user: str,
+                   authorize: bool = True, only: set[str] | None = None) -> TickResult:
+        """Apply a checkbox element's full selection (what Slack sends) for one task of one step. authorize=False
+        for the bot's own ticks (a run's success ticks its task; the run itself was authorized). `only`: touch just
+        these items of the task (a metric gate proves its one item and leaves the others as they are)."""
         incident, procedure = await self._incident(incident_id)
         step = self._step(procedure, step_id)
+        if authorize:
+            await authz.require(self.svc, "checklist_tick", user, authz.Subject(incident_id, step_owner=step.owner))
         task = next((t for t in step.tasks if t.id == task_id), None)
         if task is None:
             raise Refused(f"Step {step.number} has no task `{task_id}`.")
         task_items = {item_id(task.id, i) for i in range(len(task.items))}
+        if only is not None:
+            task_items &= only
         if not selected <= task_items:
             raise Refused("That checklist item is not part of this step.")
         now = self.svc.clock.now()
@@ -107,8 +134,7 @@ class Checklists:
     # --- completing steps and phases -------------------------------------------------------------
 
     async def may_complete(self, incident_id: str, step: Step, user: str) -> bool:
-        roles = [step.owner, *self.svc.runbook.incident_lead_roles]
-        return bool(await self.svc.roles.roles_of(user, roles, incident_id))
+        return bool(await authz.allowed(self.svc, "step_done", user, authz.Subject(incident_id, step_owner=step.owner)))
 
     async def complete_step(self, incident_id: str, step_id: str, user: str | None, status: str = "done",
                             reason: str | None = None, authorize: bool = True, refresh: bool = True) -> bool:
@@ -116,9 +142,10 @@ class Checklists:
         incident, procedure = await self._incident(incident_id)
         step = self._step(procedure, step_id)
         if authorize:
-            if user is None or not await self.may_complete(incident_id, step, user):
-                titles = [self.svc.runbook.role(r).title for r in (step.owner, *self.svc.runbook.incident_lead_roles)]
-                raise Refused(f"Only the {' or '.join(dict.fromkeys(titles))} can mark Step {step.number} {status}.")
+            if user is None:
+                raise Refused("Nobody to mark the step for.")
+            await authz.require(self.svc, "step_skip" if status == "skipped" else "step_done", user,
+                                authz.Subject(incident_id, step_owner=step.owner))
             if step.kind == "decision" and status == "done":
                 raise Refused(f"Step {step.number} completes when the rollback decision is made.")
             if status == "skipped" and not (reason and reason.strip()):
@@ -133,13 +160,15 @@ class Checklists:
                 return False
             late = now - (incident.declared_at + timedelta(minutes=step.window.end))
             verb = "skipped" if status == "skipped" else "done"
-            text = f"Step {step.number}: {step.title} {verb}" + (f" — {reason}" if reason else "")
+            text = f"Step {step.number}: {step.title} {verb}" + (f" — {escape(reason)}" if reason else "")
             if late.total_seconds() > 0:
                 text += f" ({duration(late.total_seconds())} after its window)"
             timeline.record(session, incident_id, now, f"step_{verb}", text, actor=user, step=step_id,
                             late_seconds=max(0, late.total_seconds()))
             await timers.cancel(session, incident_id, key_prefix=f"{incident_id}:step_due:{step_id}")
-        await self.svc.events.emit("step_completed", incident_id=incident_id, step_id=step_id, status=status)
+            out = await self.svc.events.emit("step_completed", session, change=f"{incident_id}:{step_id}:{status}",
+                                             incident_id=incident_id, step_id=step_id, status=status)
+        await self.svc.events.deliver(out)
         advanced = await self.advance_if_phase_done(incident_id)
         if refresh or not advanced:
             await self.warroom.refresh(incident_id, steps=[step_id])
@@ -190,16 +219,27 @@ class Checklists:
                 timeline.record(session, incident_id, now, "phase_started",
                                 f"Phase {phase.number}: {phase.title} started", phase=phase.id)
                 await self._schedule_phase(session, incident, phase)
-        if from_phase.replaced_by_scenario:
-            await self.svc.events.emit("moment", incident_id=incident_id, moment="rollback_completed")
+            # Written with the phase change; delivered below in the order the channel reads.
+            events = self.svc.events
+            completed = (await events.emit("moment", session, change=f"{incident_id}:rollback_completed",
+                                           incident_id=incident_id, moment="rollback_completed")
+                         if from_phase.replaced_by_scenario else None)
+            started = (await events.emit("phase_started", session, change=f"{incident_id}:{phase.id}",
+                                         incident_id=incident_id, phase_id=phase.id) if phase is not None
+                       else await events.emit("procedure_complete", session, change=incident_id,
+                                              incident_id=incident_id))
+        if completed is not None:
+            await events.deliver(completed)
         await self.warroom.refresh(incident_id, steps=[s.id for s in from_phase.steps])
         if phase is not None:
             snap = await self.svc.snapshot(incident_id)
             for step in phase.steps:  # in order: the channel reads top to bottom
                 await self.warroom.post_step(snap, step.id)
-            await self.svc.events.emit("phase_started", incident_id=incident_id, phase_id=phase.id)
+            await events.deliver(started)
+            # Its steps may all be closed already (actions that started by themselves ticked them): move on.
+            await self.advance_if_phase_done(incident_id)
         else:
-            await self.svc.events.emit("procedure_complete", incident_id=incident_id)
+            await events.deliver(started)
         return True
 
     def _stage_after(self, procedure: Procedure, incident: Incident, phase: Phase | None) -> str | None:
@@ -241,15 +281,31 @@ class Checklists:
         state = snap.steps.get(step.id)
         if state is None or state.status != "active" or snap.incident.status != "open":
             return
-        late = (snap.now - snap.due_at(step)).total_seconds()
-        text = (f":alarm_clock: Step {step.number}: {step.title} is overdue by {duration(late)} "
-                f"(window {step.window.start:g}–{step.window.end:g} min). "
-                f"{self.svc.runbook.role(step.owner).title}: {mentions(snap.holders.get(step.owner, []))}")
-        await self._reply_in_thread(snap.incident.id, f"step:{step.id}", text)
         async with self.svc.db.session() as session:
             timeline.record(session, snap.incident.id, snap.now, "step_overdue", f"Step {step.number} overdue",
                             step=step.id)
-        await self.warroom.refresh(snap.incident.id, steps=[step.id])
+        await self.render_overdue(snap.incident.id)
+        self.warroom.request_refresh(snap.incident.id, steps=[step.id])  # the badge; the notice above is the news
+
+    async def render_overdue(self, incident_id: str, post: bool = True) -> None:
+        """One overdue notice per incident in the header thread, edited in place as steps fall late or close
+        (not one message per step). With post=False it is only updated, never first posted."""
+        header = await self.svc.slack.message_ref(incident_id, "header")
+        if header is None or (not post and await self.svc.slack.message_ref(incident_id, OVERDUE_KEY) is None):
+            return
+        snap = await self.svc.snapshot(incident_id)
+        lines = []
+        for step in snap.overdue_steps():
+            late = (snap.now - snap.due_at(step)).total_seconds()
+            owner = f"{self.svc.runbook.role(step.owner).title}: {mentions(snap.holders.get(step.owner, []))}"
+            lines.append(f"• Step {step.number}: {step.title} is overdue by {duration(late)} "
+                         f"(due {clock_time(snap.due_at(step))}) — {owner}")
+        text = (":alarm_clock: *Overdue steps* (kept up to date)\n" + "\n".join(lines)) if lines else \
+            f":white_check_mark: No step is overdue (as of {clock_time(snap.now)})."
+        await self.svc.slack.put_message(incident_id, OVERDUE_KEY, header.channel, text, thread_ts=header.ts)
+
+    async def _on_step_completed(self, incident_id: str, **_: object) -> None:
+        await self.render_overdue(incident_id, post=False)
 
     async def on_phase_due(self, timer: Timer) -> None:
         assert timer.incident_id
@@ -258,7 +314,7 @@ class Checklists:
         if snap.incident.status != "open" or snap.incident.phase_id != phase.id:
             return
         done = [s for s in phase.steps if snap.steps.get(s.id) and snap.steps[s.id].status not in OPEN]
-        await self._reply_in_thread(snap.incident.id, "header",
+        await self._reply_in_thread(snap.incident.id, f"reply:{timer.key}",
                                     f":hourglass: Phase {phase.number}: {phase.title} passed its window "
                                     f"({phase.window.end:g} min) with {len(done)}/{len(phase.steps)} steps done.")
 
@@ -272,16 +328,17 @@ class Checklists:
         phase = snap.procedure.phase(snap.incident.phase_id) if snap.incident.phase_id else None
         done, total = snap.done_count()
         what = "the RTO" if minutes == rto else f"the {minutes:g}-minute target"
-        await self._reply_in_thread(snap.incident.id, "header",
+        await self._reply_in_thread(snap.incident.id, f"reply:{timer.key}",
                                     f":stopwatch: {minutes:g} minutes elapsed — {what}. Now in "
                                     f"{f'Phase {phase.number}: {phase.title}' if phase else 'no phase'}, "
                                     f"steps {done}/{total} done.")
         await self.warroom.refresh(snap.incident.id)
 
     async def _reply_in_thread(self, incident_id: str, key: str, text: str) -> None:
-        ref = await self.svc.slack.message_ref(incident_id, key)
+        """In the header's thread, once per `key` (a retried timer finds the reply it posted)."""
+        ref = await self.svc.slack.message_ref(incident_id, "header")
         if ref is not None:
-            await self.svc.slack.reply(ref.channel, ref.ts, text)
+            await self.svc.slack.reply(ref.channel, ref.ts, text, owed=(incident_id, key))
 
     async def _cancel_timers(self, incident_id: str, **_: object) -> None:
         async with self.svc.db.session() as session:

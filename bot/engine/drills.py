@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
-
+from bot.engine import history
 from bot.engine.incidents import Declaration, Incidents
 from bot.engine.once import claim_once
-from bot.engine.procedure import procedure_for
-from bot.engine.scorecard import Scorecard, score
+from bot.engine.scorecard import Scorecard
 from bot.engine.services import Services
 from bot.engine.warroom import WarRoom
 from bot.runbook.model import Drill
-from bot.store.models import Incident, StepState
+from bot.store.models import Incident
 from bot.views.scorecard import scorecard_blocks, scorecard_text
 
 
@@ -23,7 +21,7 @@ class Drills:
         self.svc = svc
         self.incidents = incidents
         self.warroom = warroom
-        svc.events.on("closed", self._on_closed)
+        svc.events.on("closed", self._on_closed, name="drills.on_closed")
 
     def declaration(self, declared_by: str, scenario_id: str | None, drill: Drill | None = None,
                     level: str | None = None) -> Declaration:
@@ -60,15 +58,8 @@ class Drills:
         return await self.start(f"schedule:{drill.id}", drill=drill)
 
     async def scorecard(self, incident_id: str) -> Scorecard:
-        async with self.svc.db.session() as session:
-            incident = await session.get(Incident, incident_id)
-            assert incident is not None
-            states = (await session.exec(select(StepState).where(StepState.incident_id == incident_id))).all()
-        drill_id = incident.data.get("drill_id")
-        drill = next((d for d in self.svc.runbook.drills if d.id == drill_id), None) or next(
-            (d for d in self.svc.runbook.drills if d.kind == "full"), None)
-        return score(incident, procedure_for(self.svc.runbook, incident.scenario_id), {s.step_id: s for s in states},
-                     drill, incident.resolved_at or self.svc.clock.now())
+        """The drill's plan-against-actual, from the same history the post-incident report is written from."""
+        return (await history.load(self.svc.db, self.svc.runbook, incident_id, self.svc.clock.now())).plan
 
     async def _on_closed(self, incident_id: str) -> None:
         incident = await self.incidents.get(incident_id)

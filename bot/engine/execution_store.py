@@ -94,6 +94,12 @@ async def expired(session: AsyncSession, now: datetime, exclude: Sequence[str]) 
     return list((await session.exec(query)).all())
 
 
+async def left_by(session: AsyncSession, owner: str) -> list[str]:
+    """Running executions leased to `owner` in a previous life (called at its start-up, before it runs any)."""
+    return list((await session.exec(select(Execution.id).where(
+        Execution.state == "running", Execution.lease_owner == owner))).all())
+
+
 def owned_by(owner: str) -> Any:
     return Execution.lease_owner == owner
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from actions.params import format_value
 from actions.progress import ProgressSnapshot, ProgressThrottle
@@ -27,23 +27,36 @@ from actions.result import ActionResult, Outcome
 from actions.runner import ActionRunner
 from actions.shell import enable_subreaper
 from bot.clock import utc
+from bot.engine import authz, done_before, drill_guard, timeline
 from bot.engine import execution_store as store
-from bot.engine import timeline
-from bot.engine.action_specs import ActionInputError, Prepared, check_spec, prepare, scripts_base, stage_spec
+from bot.engine.action_specs import (
+    ActionInputError,
+    Prepared,
+    check_spec,
+    prepare,
+    prometheus_base,
+    prometheus_spec,
+    scripts_base,
+    stage_spec,
+    with_prometheus,
+)
 from bot.engine.checklists import Checklists, Refused
+from bot.engine.events import Outbound
 from bot.engine.execution_progress import ProgressPoster
 from bot.engine.procedure import Procedure, procedure_for
 from bot.engine.scenario_runner import ScenarioRunner
 from bot.engine.services import Services
 from bot.engine.traffic_run import StagedRun
 from bot.engine.warroom import WarRoom
-from bot.runbook.model import Action, Danger, Phase, Step, Task, item_id
+from bot.runbook.model import Action, Danger, Phase, StartWhen, Step, Task, item_id
 from bot.store.models import Execution, Incident, StepState
 from bot.views.execution import (
     ExecutionView,
     command_line,
     execution_blocks,
     execution_text,
+    gate_question,
+    gate_unproven,
     outcome_phrase,
     traffic_decision_text,
 )
@@ -82,6 +95,8 @@ class Context:
     task: Task
     action: Action
     step_status: str
+    waiting_for: str = ""  # why a required earlier action keeps this one from running, in words; "" when none
+    repeat_of: str = ""  # why running it again would undo what an earlier run did (done_before.py); "" when not
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,13 @@ def needs_approval(action: Action) -> bool:
     return action.danger == Danger.destructive or action.approval is not None
 
 
+def runs_without_form(action: Action) -> bool:
+    """A safe action with no parameters, stages, approval or typed confirmation starts on the Run click: its
+    form would only ask "really?" (the dry run stays offered for actions that change something)."""
+    return (action.danger == Danger.safe and not action.params and action.confirmation is None
+            and not needs_approval(action) and not action.stages)
+
+
 class Executions:
     def __init__(self, svc: Services, warroom: WarRoom, checklists: Checklists,
                  approvals: Callable[[], ApprovalGate | None] = lambda: None,
@@ -126,7 +148,8 @@ class Executions:
         self.warroom = warroom
         self.checklists = checklists
         self._approvals = approvals
-        self._env = env
+        # ROLLBOT_PROMETHEUS_URL as a setting reaches the `prometheus` actions like the environment does.
+        self._env = with_prometheus(env, svc.settings.prometheus_url)
         self.base = scripts_base(svc.settings.runbook_path, svc.runbook)
         self.redactor = Redactor(svc.settings.secret_values())
         self.runner = ActionRunner(redactor=self.redactor, monotonic=svc.clock.monotonic)
@@ -137,15 +160,24 @@ class Executions:
         self._wake = asyncio.Event()
         self._last_sweep: float | None = None
         self.scenarios = ScenarioRunner(svc, self)
-        svc.events.on("phase_started", self._on_phase_started)
-        svc.events.on("action_approved", self._on_approved)
-        svc.events.on("action_declined", self._on_declined)
+        svc.events.on("phase_started", self._on_phase_started, name="executions.on_phase_started")
+        svc.events.on("decided", self._on_decided, name="executions.on_decided")
+        svc.events.on("execution_finished", self._on_finished, name="executions.on_finished")
+        svc.events.on("action_approved", self._on_approved, name="executions.on_approved")
+        svc.events.on("action_declined", self._on_declined, name="executions.on_declined")
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """At start-up: mark executions whose lease expired as interrupted, then keep the heartbeat going."""
+        """At start-up: mark executions whose lease expired as interrupted, then keep the heartbeat going. A
+        replica restarted under the same id (ROLLBOT_REPLICA_ID) runs nothing yet, so a run still leased to it
+        was its previous life's: interrupted at once, not after its lease runs out."""
         enable_subreaper()  # a killed script's orphaned grandchildren come to us to be reaped
+        now = self.svc.clock.now()
+        async with self.svc.db.session() as session:
+            left = await store.left_by(session, self.svc.settings.replica_id)
+        for execution_id in left:
+            await self._interrupt(execution_id, now, store.owned_by(self.svc.settings.replica_id))
         await self.sweep()
         self._loop_task = asyncio.create_task(self._loop(), name="executions-heartbeat")
 
@@ -198,21 +230,76 @@ class Executions:
             phase = procedure.phase_of(step_id)
         except KeyError:
             raise Refused("That step is not part of this incident's procedure.") from None
-        task = next((t for t in step.tasks if t.id == task_id and t.action == action_id), None) if task_id else \
-            next((t for t in step.tasks if t.action == action_id), None)
-        if task is None or task.action is None:
+        def runs(t: Task) -> bool:  # the task's own action, or one of its metric gates
+            return t.action == action_id or t.gate_for(action_id) is not None
+
+        task = next((t for t in step.tasks if t.id == task_id and runs(t)), None) if task_id else \
+            next((t for t in step.tasks if runs(t)), None)
+        if task is None:
             raise Refused(f"Step {step.number} has no action `{action_id}`.")
-        return Context(incident=incident, procedure=procedure, phase=phase, step=step, task=task,
-                       action=self.svc.runbook.action(task.action), step_status=state.status if state else "pending")
+        action = self.svc.runbook.action(action_id)
+        return Context(incident=incident, procedure=procedure, phase=phase, step=step, task=task, action=action,
+                       step_status=state.status if state else "pending",
+                       waiting_for=await self._waiting_for(incident, action),
+                       repeat_of=await self._repeat_of(incident, procedure, action))
+
+    async def _earlier_runs(self, incident_id: str, action: Action) -> list[Execution]:
+        if not action.stages:  # only a staged restore is judged (done_before.py): no query for the rest
+            return []
+        async with self.svc.db.session() as session:
+            return list((await session.exec(select(Execution).where(
+                Execution.incident_id == incident_id, Execution.action_id == action.id))).all())
+
+    async def _repeat_of(self, incident: Incident, procedure: Procedure, action: Action,
+                         values: Mapping[str, str] | None = None) -> str:
+        """The refusal for a run that would repeat an earlier success's effect (values None: the runbook's own)."""
+        row = done_before.earlier_success(action, await self._earlier_runs(incident.id, action), values=values)
+        return done_before.refusal(action, row, done_before.where(procedure, row)) if row is not None else ""
+
+    async def _refuse_repeat(self, ctx: Context, prepared: Prepared) -> None:
+        """With the values this run would use: the same effect as an earlier success is refused, saying why."""
+        values = {k: format_value(v) for k, v in prepared.values.items()}
+        why = await self._repeat_of(ctx.incident, ctx.procedure, ctx.action, values)
+        if why:
+            raise Refused(why)
+
+    async def _waiting_for(self, incident: Incident, action: Action) -> str:
+        """The runbook's `requires`: each named action must have succeeded in this incident (for real, or in a
+        drill its dry run). Empty when nothing is missing; otherwise which, and where each stands."""
+        if not action.requires:
+            return ""
+        async with self.svc.db.session() as session:
+            rows = (await session.exec(select(Execution).where(
+                Execution.incident_id == incident.id, col(Execution.action_id).in_(action.requires)))).all()
+        missing = []
+        for required in action.requires:
+            mine = [r for r in rows if r.action_id == required]
+            if any(r.state == "succeeded" and (not r.dry_run or incident.is_drill) for r in mine):
+                continue
+            title = self.svc.runbook.action(required).title
+            busy = next((r for r in mine if r.state in ("requested", "approved", "running")), None)
+            if busy:
+                missing.append(f"{title} ({busy.state.replace('_', ' ')} now)")
+            elif mine:
+                missing.append(f"{title} (its last run {outcome_phrase(mine[-1])}: Retry it first)")
+            else:
+                missing.append(f"{title} (not run yet)")
+        if not missing:
+            return ""
+        return f"{action.title} can run only after {' and '.join(missing)} has succeeded."
 
     async def may_run(self, ctx: Context, user: str) -> bool:
-        roles = [ctx.step.owner, *self.svc.runbook.incident_lead_roles]
-        return bool(await self.svc.roles.roles_of(user, roles, ctx.incident.id))
+        return bool(await authz.allowed(self.svc, "run_action", user, self._subject(ctx)))
 
-    async def authorize(self, ctx: Context, user: str, verb: str = "run") -> None:
-        if not await self.may_run(ctx, user):
-            titles = [self.svc.runbook.role(r).title for r in (ctx.step.owner, *self.svc.runbook.incident_lead_roles)]
-            raise Refused(f"Only the {' or '.join(dict.fromkeys(titles))} can {verb} {ctx.action.title}.")
+    def _subject(self, ctx: Context, requester: str | None = None) -> authz.Subject:
+        return authz.Subject(ctx.incident.id, step_owner=ctx.step.owner, requester=requester)
+
+    async def authorize(self, ctx: Context, user: str, verb: str = "run", requester: str | None = None,
+                        acting: bool = True) -> None:
+        """The authorization table's rule for `verb` (run | retry | cancel | skip) of this step's action;
+        acting=False for a click that only opens the Run form."""
+        interaction = "run_action" if verb == "run" else f"execution_{verb}"
+        await authz.require(self.svc, interaction, user, self._subject(ctx, requester), acting=acting)
 
     def gate(self, ctx: Context) -> None:
         """Open incident, open step, and — after the decision step's phase — an approved rollback decision."""
@@ -220,6 +307,10 @@ class Executions:
             raise Refused(f"The incident is {ctx.incident.status}.")
         if ctx.step_status not in ("pending", "active"):
             raise Refused(f"Step {ctx.step.number} is already {ctx.step_status}.")
+        if ctx.waiting_for:
+            raise Refused(ctx.waiting_for)
+        if ctx.repeat_of:
+            raise Refused(ctx.repeat_of)
         decision = ctx.procedure.decision_step()
         if decision is None:
             return
@@ -246,6 +337,8 @@ class Executions:
             await self.authorize(ctx, user)
         self.gate(ctx)
         prepared = self.prepare(ctx, typed)
+        if not dry_run:  # a dry run changes nothing: always allowed
+            await self._refuse_repeat(ctx, prepared)
         manual_dry = dry_run and not ctx.incident.is_drill
         if manual_dry:
             async with self.svc.db.session() as session:
@@ -267,6 +360,7 @@ class Executions:
         await self.authorize(ctx, user, "retry")
         self.gate(ctx)
         prepared = self.prepare(ctx, row.data.get("typed") or {})
+        await self._refuse_repeat(ctx, prepared)
         attempt = row.attempt + 1
         key = store.idempotency_key(row.incident_id, row.step_id, row.action_id, attempt)
         data = {"plan": dict(plan)} if plan else ({"plan": row.data["plan"]} if row.data.get("plan") else {})
@@ -352,10 +446,12 @@ class Executions:
             if ok and row is not None:
                 timeline.record(session, row.incident_id, now, "execution_finished",
                                 f"{self._title(row)}: {state} before it ran ({detail})", actor=by, execution=row.id)
+                finished = await self.svc.events.emit(
+                    "execution_finished", session, change=f"{row.id}:{state}", incident_id=row.incident_id,
+                    execution_id=row.id, action_id=row.action_id, outcome=state)
         if ok and row is not None:
             await self._render(execution_id)
-            await self.svc.events.emit("execution_finished", incident_id=row.incident_id, execution_id=row.id,
-                                       action_id=row.action_id, outcome=state)
+            await self.svc.events.deliver(finished)
         return ok
 
     # --- running -------------------------------------------------------------------------------------------
@@ -410,6 +506,9 @@ class Executions:
             await self._render(row.id)
             live.poster.start()
             live.prepared = self.prepare(ctx, row.data.get("values") or {}, execution_id=row.id)
+            if not row.dry_run and not await drill_guard.reaches_outside(self.svc, ctx.incident, "action",
+                                                                           ctx.action.title):
+                row.dry_run = True  # a drill's run is a dry run, whatever asked for it (held in memory only)
             if ctx.action.stages:
                 result, data = await self._run_staged(live, live.prepared)
             elif row.dry_run:
@@ -436,6 +535,12 @@ class Executions:
         drill = live.context.incident.is_drill
         check_action = self.svc.runbook.action(action.check) if action.check else None
         check = check_spec(check_action, self._env) if check_action else None
+        gate_actions = [self.svc.runbook.action(g) for g in action.stage_gates]
+        measured = [g for g in gate_actions if prometheus_base(g, self._env)]
+        gates = [prometheus_spec(g, {}, self._env) for g in measured]
+        unmeasured = [g.title for g in gate_actions if g not in measured]
+        notes = [f"[rollbot] no Prometheus is configured: {' and '.join(unmeasured)} is not measured at any stage; "
+                 "judging it at each stage is a person's call"] if unmeasured else []
 
         def spec(percent: int) -> Any:
             return stage_spec(prepared, self.base, percent, drill=drill, max_output_bytes=self.max_output_bytes,
@@ -443,17 +548,20 @@ class Executions:
 
         stages = [s for s in action.stages if s >= int(plan.get("from", action.stages[0]))]
         if row.dry_run:
-            plans = [command_line(spec(p).argv) + (f"  then  {check.plan().command}" if check else "") for p in stages]
+            after = [c.plan().command for c in [*([check] if check else []), *gates]]
+            plans = [command_line(spec(p).argv) + "".join(f"  then  {c}" for c in after) for p in stages]
             if plan.get("mode") == "rollback":
                 plans = [command_line(spec(int(plan["to"])).argv)]
-            line = "[rollbot] dry run, would run: " + " ; ".join(plans)
+            line = "\n".join([*notes, "[rollbot] dry run, would run: " + " ; ".join(plans)])
             return ActionResult(Outcome.DRY_RUN, None, 0.0, line), {"plans": plans}
         staged = StagedRun(self.runner, row.id, spec, check, secrets=prepared.secrets, on_line=live.throttle.on_line,
-                           cancel=live.cancel, monotonic=self.svc.clock.monotonic, max_output_bytes=self.max_output_bytes)
+                           cancel=live.cancel, monotonic=self.svc.clock.monotonic, max_output_bytes=self.max_output_bytes,
+                           gates=gates, notes=notes)
         live.staged = staged
         if plan.get("mode") == "rollback":
             return await staged.roll_back(int(plan["to"]), plan.get("resume_from"))
-        return await staged.run(stages, action.stages)
+        result, data = await staged.run(stages, action.stages)
+        return result, {**data, "stage_gates": [g.id for g in measured]}  # what a success proves (validation)
 
     def _stop_live(self, live: Live, reason: str) -> None:
         if live.reason is None:
@@ -495,30 +603,51 @@ class Executions:
                 timeline.record(session, row.incident_id, now, "execution_finished",
                                 f"{ctx.action.title}: {outcome_phrase(row)}", actor=row.requested_by,
                                 execution=row.id, state=state, exit_code=result.exit_code)
+                owed = await self._owed(session, row, ctx)  # the events, in the transaction of the result
         if not ok:
             log.warning("execution %s changed under us; result not recorded", row.id)
             return
         await self._render(row.id)
-        await self._after(row, ctx)
+        await self._after(row, ctx, owed)
 
-    async def _after(self, row: Execution, ctx: Context) -> None:
+    async def _owed(self, session: Any, row: Execution, ctx: Context) -> tuple[Outbound | None, Outbound]:
+        counts = row.state == "succeeded" and (not row.dry_run or ctx.incident.is_drill)
+        diverted = (await self.svc.events.emit("moment", session, change=f"{row.incident_id}:traffic_diverted",
+                                               incident_id=row.incident_id, moment="traffic_diverted")
+                    if counts and "maintenance" in row.action_id else None)
+        outcome = "dry_run" if row.dry_run and row.state == "succeeded" else row.state
+        finished = await self.svc.events.emit("execution_finished", session, change=f"{row.id}:{row.state}",
+                                              incident_id=row.incident_id, execution_id=row.id,
+                                              action_id=row.action_id, outcome=outcome)
+        return diverted, finished
+
+    async def _after(self, row: Execution, ctx: Context, owed: tuple[Outbound | None, Outbound]) -> None:
         """Effects of a result: the checklist, the moment for comms, the event, a question for the deciders."""
         counts = row.state == "succeeded" and (not row.dry_run or ctx.incident.is_drill)
         if counts and row.data.get("mode") != "rollback":
             await self._tick_task(row, ctx)
-        if counts and "maintenance" in row.action_id:
-            await self.svc.events.emit("moment", incident_id=row.incident_id, moment="traffic_diverted")
+        diverted, finished = owed
+        if diverted is not None:
+            await self.svc.events.deliver(diverted)
         if row.data.get("traffic_result") in ("halted", "paused"):
             await self._ask_deciders(row)
-        outcome = "dry_run" if row.dry_run and row.state == "succeeded" else row.state
-        await self.svc.events.emit("execution_finished", incident_id=row.incident_id, execution_id=row.id,
-                                   action_id=row.action_id, outcome=outcome)
+        elif gate_unproven(view := await self._view(row)):  # no data pauses the item and asks its owner
+            ref = await self.svc.slack.message_ref(row.incident_id, f"execution:{row.id}")
+            if ref is not None:
+                await self.svc.slack.reply(ref.channel, ref.thread_ts or ref.ts, gate_question(view),
+                                           owed=(row.incident_id, f"reply:gate_question:{row.id}"))
+        await self.svc.events.deliver(finished)
 
     async def _tick_task(self, row: Execution, ctx: Context) -> None:
-        items = {item_id(ctx.task.id, i) for i in range(len(ctx.task.items))}
+        gate = ctx.task.gate_for(row.action_id) if row.action_id != ctx.task.action else None
+        if gate is not None:  # a metric gate proves its one item, not the whole task
+            items = {item_id(ctx.task.id, ctx.task.items.index(gate.item))}
+        else:
+            items = {item_id(ctx.task.id, i) for i in range(len(ctx.task.items))}
         actor = row.requested_by if row.requested_by != AUTO else (self.svc.slack.bot_user_id or AUTO)
         try:
-            await self.checklists.tick(row.incident_id, row.step_id, ctx.task.id, items, actor)
+            await self.checklists.tick(row.incident_id, row.step_id, ctx.task.id, items, actor, authorize=False,
+                                       only=items if gate is not None else None)
             await self.warroom.refresh(row.incident_id, steps=[row.step_id])
         except Refused as exc:  # the step was closed meanwhile: nothing left to tick
             log.info("not ticking %s: %s", row.id, exc)
@@ -527,7 +656,8 @@ class Executions:
         view = await self._view(row)
         ref = await self.svc.slack.message_ref(row.incident_id, f"execution:{row.id}")
         if ref is not None:
-            await self.svc.slack.reply(ref.channel, ref.thread_ts or ref.ts, traffic_decision_text(view))
+            await self.svc.slack.reply(ref.channel, ref.thread_ts or ref.ts, traffic_decision_text(view),
+                                       owed=(row.incident_id, f"reply:traffic_question:{row.id}"))
 
     # --- people acting on a run ---------------------------------------------------------------------------
 
@@ -536,8 +666,7 @@ class Executions:
         if row.state not in store.ACTIVE:
             raise Refused(f"That run already {outcome_phrase(row)}.")
         ctx = await self.context(row.incident_id, row.step_id, row.task_id, row.action_id)
-        if user != row.requested_by:
-            await self.authorize(ctx, user, "cancel")
+        await self.authorize(ctx, user, "cancel", requester=row.requested_by)
         if row.state in ("requested", "approved"):
             if await self._close_unstarted(row.id, "cancelled", "cancelled before it ran", by=user):
                 return "Cancelled before it ran."
@@ -606,24 +735,29 @@ class Executions:
             await live.throttle.tick()
         return interrupted
 
-    async def _interrupt(self, execution_id: str, now: datetime) -> bool:
+    async def _interrupt(self, execution_id: str, now: datetime, gone: Any = None) -> bool:
+        """`gone`: the condition that its process is gone (by default, its lease ran out)."""
         async with self.svc.db.session() as session:
             row = await store.get(session, execution_id)
             if row is None:
                 return False
             owner = row.lease_owner or "an unknown replica"
             ok = await store.transition(
-                session, execution_id, ("running",), "interrupted", store.lease_expired(now), finished_at=now,
-                detail=f"lease held by {owner} expired: its process is gone. Not re-run; Retry to run it again.")
+                session, execution_id, ("running",), "interrupted",
+                store.lease_expired(now) if gone is None else gone, finished_at=now,
+                detail=f"lease held by {owner} expired: its process is gone. Not re-run; Retry to run it again."
+                if gone is None else f"{owner} restarted while it ran. Not re-run; Retry to run it again.")
             if ok:
                 timeline.record(session, row.incident_id, now, "execution_interrupted",
                                 f"{self._title(row)} interrupted: the bot running it stopped; it was not re-run",
                                 execution=row.id, lease_owner=row.lease_owner)
+                finished = await self.svc.events.emit(
+                    "execution_finished", session, change=f"{row.id}:interrupted", incident_id=row.incident_id,
+                    execution_id=row.id, action_id=row.action_id, outcome="interrupted")
         if not ok:
             return False
         await self._render(execution_id)
-        await self.svc.events.emit("execution_finished", incident_id=row.incident_id, execution_id=row.id,
-                                   action_id=row.action_id, outcome="interrupted")
+        await self.svc.events.deliver(finished)
         return True
 
     async def _loop(self) -> None:
@@ -651,13 +785,85 @@ class Executions:
         phase = snap.procedure.phase(phase_id)
         for step in phase.steps:
             for task in step.tasks:
-                if task.auto and task.action:
+                starting = [task.action] if task.auto and task.action else []
+                starting += [g.action for g in task.gates if g.start_when is None and self.measurable(g.action)]
+                for action_id in starting:
                     try:
-                        await self.request(incident_id, step.id, task.id, task.action, AUTO, auto=True)
+                        await self.request(incident_id, step.id, task.id, action_id, AUTO, auto=True)
                     except Refused as exc:
-                        log.info("automatic %s not started: %s", task.action, exc)
+                        log.info("automatic %s not started: %s", action_id, exc)
         if phase.replaced_by_scenario and snap.procedure.scenario is not None:
             await self.scenarios.offer(incident_id, phase.id)
+
+    async def _on_decided(self, incident_id: str, decision: str, **_: Any) -> None:
+        if decision == "approved":
+            await self._offer_rollback_early(incident_id)
+            await self._start_when(incident_id, lambda w: w.decision == "approved")
+
+    async def _offer_rollback_early(self, incident_id: str) -> None:
+        """The scenario's steps up to its rollback (the first action with `requires`) are posted the moment the
+        rollback is approved, Run live: what guards the rollback is its requirement (the snapshot), not the
+        paperwork of the steps before it. Keyed messages: posting twice updates in place."""
+        snap = await self.svc.snapshot(incident_id)
+        phase = next((p for p in snap.procedure.phases if p.replaced_by_scenario), None)
+        if phase is None or snap.procedure.scenario is None or snap.incident.phase_id == phase.id:
+            return
+        rollback = next((i for i, step in enumerate(phase.steps) if any(
+            t.action and self.svc.runbook.action(t.action).requires for t in step.tasks)), None)
+        if rollback is None:
+            return
+        for step in phase.steps[:rollback + 1]:
+            await self.warroom.post_step(snap, step.id)
+
+    async def _on_finished(self, incident_id: str, action_id: str, outcome: str, **_: Any) -> None:
+        if outcome == "succeeded":
+            await self._tick_done_before(incident_id, action_id)
+            await self._start_when(incident_id, lambda w: w.succeeded == action_id)
+
+    async def _tick_done_before(self, incident_id: str, action_id: str) -> None:
+        """Other tasks running the same action are done by this success (traffic already at 100 %): their items
+        tick themselves, as the run's own task's do. The event is redelivered until this succeeds."""
+        action = self.svc.runbook.action(action_id)
+        rows = await self._earlier_runs(incident_id, action)
+        if not rows:
+            return
+        snap = await self.svc.snapshot(incident_id, with_holders=False)
+        bot = self.svc.slack.bot_user_id or AUTO
+        for (step_id, task_id), row in done_before.done_tasks(snap.procedure, rows).items():
+            state = snap.steps.get(step_id)
+            if (step_id, task_id) == (row.step_id, row.task_id) or state is None or state.status not in ("pending", "active"):
+                continue
+            task = next(t for t in snap.procedure.step(step_id).tasks if t.id == task_id)
+            try:
+                await self.checklists.tick(incident_id, step_id, task_id,
+                                           {item_id(task_id, i) for i in range(len(task.items))}, bot,
+                                           authorize=False)
+            except Refused as exc:  # the step closed meanwhile: nothing left to tick
+                log.info("not ticking %s for %s: %s", task_id, row.id, exc)
+                continue
+            await self.warroom.refresh(incident_id, steps=[step_id])
+
+    async def _start_when(self, incident_id: str, opened: Callable[[StartWhen], bool]) -> None:
+        """Tasks marked `start_when` whose gate just opened start by themselves, even before their step starts
+        (the fastest safe path: the snapshot runs the moment the rollback is approved). Attempt 1 has one
+        idempotency key, so a repeated event starts nothing twice."""
+        snap = await self.svc.snapshot(incident_id, with_holders=False)
+        for step in snap.procedure.steps():
+            for task in step.tasks:
+                starting = [task.action] if task.action and task.start_when is not None and opened(task.start_when) \
+                    else []
+                starting += [g.action for g in task.gates
+                             if g.start_when is not None and opened(g.start_when) and self.measurable(g.action)]
+                for action_id in starting:
+                    try:
+                        await self.request(incident_id, step.id, task.id, action_id, AUTO, auto=True)
+                    except Refused as exc:
+                        log.info("automatic %s not started: %s", action_id, exc)
+
+    def measurable(self, action_id: str) -> bool:
+        """A metric gate runs by itself only where a Prometheus is configured; elsewhere the step says the item
+        is a person's call (bot/views/step.py), and nothing runs."""
+        return prometheus_base(self.svc.runbook.action(action_id), self._env) is not None
 
     # --- rendering ------------------------------------------------------------------------------------------------
 
@@ -679,13 +885,17 @@ class Executions:
             incident = await session.get(Incident, row.incident_id)
         assert incident is not None
         procedure = procedure_for(self.svc.runbook, incident.scenario_id)
+        gate_item = ""
         try:
             step = procedure.step(row.step_id)
             label, owner = f"Step {step.number}: {step.title}", step.owner
+            task = next((t for t in step.tasks if t.id == row.task_id), None)
+            gate = task.gate_for(row.action_id) if task is not None and task.action != row.action_id else None
+            gate_item = gate.item if gate is not None else ""
         except KeyError:
             label, owner = row.step_id, None
         deciders = ""
-        if owner and row.data.get("traffic_result") in ("halted", "paused"):
+        if owner and (row.data.get("traffic_result") in ("halted", "paused") or gate_item):
             title = self.svc.runbook.role(owner).title
             people = await self.svc.roles.members(owner, row.incident_id)
             deciders = f"{title}: " + (", ".join(f"<@{u}>" for u in people) or "_nobody on the roster_")
@@ -698,7 +908,8 @@ class Executions:
                 approval = f":lock: Waiting for approval by {joiner.join(titles)}."
         return ExecutionView(execution=row, action_title=self._title(row), step_label=label, is_drill=incident.is_drill,
                              last_lines=snap.last_lines if snap else (),
-                             elapsed_s=snap.elapsed_s if snap else None, deciders=deciders, approval_note=approval)
+                             elapsed_s=snap.elapsed_s if snap else None, deciders=deciders, approval_note=approval,
+                             gate_item=gate_item)
 
     async def _render(self, execution_id: str, snap: ProgressSnapshot | None = None) -> None:
         """Post the execution's message in its step's thread the first time, update it afterwards.

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from bot.engine import authz, timeline
 from bot.engine import execution_store as store
-from bot.engine import timeline
 from bot.engine.checklists import Refused
 from bot.engine.once import claim_once
 from bot.engine.services import Services
@@ -36,8 +36,8 @@ class ScenarioRunner:
     def __init__(self, svc: Services, executions: Executions) -> None:
         self.svc = svc
         self.executions = executions
-        svc.events.on("step_completed", self._on_change)
-        svc.events.on("execution_finished", self._on_change)
+        svc.events.on("step_completed", self._on_change, name="scenario_runner.on_change")
+        svc.events.on("execution_finished", self._on_change, name="scenario_runner.on_change")
 
     async def offer(self, incident_id: str, phase_id: str) -> None:
         """Post the scenario message with its Run scenario button (once: the message is keyed)."""
@@ -51,10 +51,7 @@ class ScenarioRunner:
             raise Refused("This incident has no scenario to run.")
         if snap.incident.status != "open":
             raise Refused(f"The incident is {snap.incident.status}.")
-        roles = [scenario.owner, *self.svc.runbook.incident_lead_roles]
-        if not await self.svc.roles.roles_of(user, roles, incident_id):
-            titles = [self.svc.runbook.role(r).title for r in roles]
-            raise Refused(f"Only the {' or '.join(dict.fromkeys(titles))} can run the scenario.")
+        await authz.require(self.svc, "scenario_run", user, authz.Subject(incident_id, scenario_owner=scenario.owner))
         if snap.incident.decision != "approved":
             raise Refused("The scenario runs after the rollback decision is approved.")
         now = self.svc.clock.now()
@@ -141,14 +138,15 @@ class ScenarioRunner:
 
     async def _note_once(self, incident_id: str, step_id: str, text: str) -> None:
         now = self.svc.clock.now()
+        note = f"scenario_note:{step_id}:{text[:120]}"
         async with self.svc.db.session() as session:
-            if not await claim_once(session, f"{incident_id}:scenario_note:{step_id}:{text[:120]}",
+            if not await claim_once(session, f"{incident_id}:{note}",
                                     self.svc.settings.replica_id, now):
                 return
             timeline.record(session, incident_id, now, "scenario_waiting", text, step=step_id)
         ref = await self.svc.slack.message_ref(incident_id, f"step:{step_id}")
         if ref is not None:
-            await self.svc.slack.reply(ref.channel, ref.ts, f":pause_button: {text}")
+            await self.svc.slack.reply(ref.channel, ref.ts, f":pause_button: {text}", owed=(incident_id, f"reply:{note}"))
 
     @staticmethod
     def _phase(phases: tuple[Phase, ...]) -> Phase | None:

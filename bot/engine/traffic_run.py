@@ -13,6 +13,7 @@ from typing import Any
 
 from actions.check import CheckSpec
 from actions.output import OutputBuffer
+from actions.prometheus import PrometheusCheckSpec
 from actions.result import ActionResult, CheckResult, CheckVerdict, Monotonic, OnLine, Outcome
 from actions.runner import ActionRunner
 from actions.shell import ShellSpec
@@ -21,12 +22,15 @@ from actions.traffic import Completed, Halted, Paused, StageReport, restore_traf
 
 class StagedRun:
     def __init__(self, runner: ActionRunner, execution_id: str, stage_spec: Callable[[int], ShellSpec],
-                 check: CheckSpec | None, *, secrets: Sequence[str], on_line: OnLine, cancel: asyncio.Event,
-                 monotonic: Monotonic, max_output_bytes: int) -> None:
+                 check: CheckSpec | PrometheusCheckSpec | None, *, secrets: Sequence[str], on_line: OnLine, cancel: asyncio.Event,
+                 monotonic: Monotonic, max_output_bytes: int, gates: Sequence[PrometheusCheckSpec] = (),
+                 notes: Sequence[str] = ()) -> None:
         self.runner = runner
         self.execution_id = execution_id
         self.stage_spec = stage_spec
         self.check_spec = check
+        self.gates = tuple(gates)  # metric gates after the check: each stage must pass them all
+        self.notes = tuple(notes)  # said once, before the first stage (a gate no Prometheus can measure)
         self.secrets = tuple(secrets)
         self.cancelled = cancel
         self.monotonic = monotonic
@@ -59,16 +63,24 @@ class StagedRun:
         return result
 
     async def check(self, percent: int) -> CheckResult:
-        if self.check_spec is None:
+        """The stage's check, then its metric gates in order: the first that does not pass is the verdict."""
+        specs: list[CheckSpec | PrometheusCheckSpec] = [*([self.check_spec] if self.check_spec else []), *self.gates]
+        if not specs:
             return CheckResult(CheckVerdict.PASSED, None, None, "no check configured for this action")
-        if self.cancelled.is_set():
-            return CheckResult(CheckVerdict.INCONCLUSIVE, None, None, "cancelled")
-        self.current = f"{self.execution_id}:check:{percent}"
-        result = await self.runner.run(self.current, self.check_spec, on_line=self.line)
-        self.current = None
-        if result.check is None:
-            return CheckResult(CheckVerdict.INCONCLUSIVE, None, None, result.error or "the check gave no verdict")
-        return result.check
+        passed: list[CheckResult] = []
+        for n, spec in enumerate(specs):
+            if self.cancelled.is_set():
+                return CheckResult(CheckVerdict.INCONCLUSIVE, None, None, "cancelled")
+            self.current = f"{self.execution_id}:check:{percent}" + (f":{n}" if n else "")
+            result = await self.runner.run(self.current, spec, on_line=self.line)
+            self.current = None
+            if result.check is None:
+                return CheckResult(CheckVerdict.INCONCLUSIVE, None, None, result.error or "the check gave no verdict")
+            if not result.check.passed:
+                return result.check
+            passed.append(result.check)
+        first = passed[0]  # the HTTP probe's status and latency, for the stage's record
+        return CheckResult(CheckVerdict.PASSED, first.status, first.latency_ms, "; ".join(c.reason for c in passed))
 
     async def run(self, stages: Sequence[int], all_stages: Sequence[int]) -> tuple[ActionResult, dict[str, Any]]:
         """Run `stages` (the tail of `all_stages` when resuming). Returns the aggregate result and the record."""
@@ -77,6 +89,8 @@ class StagedRun:
         async def check() -> CheckResult:
             return await self.check(self._stage)
 
+        for note in self.notes:
+            await self.line(note)
         outcome = await restore_traffic(stages, self.set_traffic, check)
         took = self.monotonic() - started
         reports = [*outcome.stages]

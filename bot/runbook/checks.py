@@ -80,6 +80,13 @@ class _Checker:
         if action_id is not None and action_id not in self.actions:
             self.add(loc, f"names undefined action {action_id!r}")
 
+    def prometheus_action(self, loc: Loc, action_id: str) -> None:
+        target = self.actions.get(action_id)
+        if target is None:
+            self.add(loc, f"names undefined action {action_id!r}")
+        elif target.kind != "prometheus":
+            self.add(loc, f"names action {action_id!r} of kind {target.kind}, not prometheus")
+
     # --- sections ---------------------------------------------------------------------------------
 
     def unique_ids(self) -> None:
@@ -98,8 +105,8 @@ class _Checker:
         # The engine names scenario steps s<number>_<id>; they must not collide with the runbook's steps.
         for c, scenario in enumerate(rb.scenarios):
             self.unique(scenario.steps, ("scenarios", c, "steps"), "scenario step")
-            for s, step in enumerate(scenario.steps):
-                derived = f"s{scenario.number}_{step.id}"[:63]
+            for s, scenario_step in enumerate(scenario.steps):
+                derived = f"s{scenario.number}_{scenario_step.id}"[:63]
                 if derived in seen_steps:
                     self.add(("scenarios", c, "steps", s, "id"), f"becomes step id {derived!r}, already a step")
         self.unique(rb.scenarios, ("scenarios",), "scenario", key="number")
@@ -109,6 +116,11 @@ class _Checker:
     def roles_and_levels(self) -> None:
         for i, role_id in enumerate(self.rb.incident_lead_roles):
             self.role(("incident_lead_roles", i), role_id)
+        for i, checklist in enumerate(self.rb.validation):
+            self.role(("validation", i, "owner"), checklist.owner)
+            for j, item in enumerate(checklist.items):
+                for k, action_id in enumerate(item.proven_by):
+                    self.action(("validation", i, "items", j, "proven_by", k), action_id)
         for i, level in enumerate(self.rb.levels):
             self.policy(("levels", i, "approval"), level.approval)
             for j, role_id in enumerate(level.page_roles):
@@ -154,6 +166,22 @@ class _Checker:
                     self.action((*loc, "tasks", t, "action"), task.action)
                     if task.auto and not task.action:
                         self.add((*loc, "tasks", t, "auto"), "auto runs the task's action, but it names none")
+                    if task.start_when is not None and not task.action:
+                        self.add((*loc, "tasks", t, "start_when"), "start_when starts the task's action, but it "
+                                 "names none")
+                    if task.start_when is not None and task.auto:
+                        self.add((*loc, "tasks", t, "start_when"), "say auto or start_when, not both")
+                    self.action((*loc, "tasks", t, "start_when", "succeeded"),
+                                task.start_when.succeeded if task.start_when else None)
+                    for g, gate in enumerate(task.gates):
+                        self.prometheus_action((*loc, "tasks", t, "gates", g, "action"), gate.action)
+                        self.action((*loc, "tasks", t, "gates", g, "start_when", "succeeded"),
+                                    gate.start_when.succeeded if gate.start_when else None)
+                # A run is addressed by (step, action): one action runs once per step.
+                named = [a for task in step.tasks for a in [task.action, *(g.action for g in task.gates)] if a]
+                for twice in sorted({a for a in named if named.count(a) > 1}):
+                    self.add((*loc, "tasks"), f"action {twice!r} is named twice in this step (as a task's "
+                             "action or gate): a step runs each action once")
         if len(decisions) != 1:
             where = ", ".join(_path(d) for d in decisions) or "none"
             self.add(("phases",), f"exactly one step must have kind: decision (found {len(decisions)}: {where})")
@@ -169,6 +197,10 @@ class _Checker:
         for a, action in enumerate(self.rb.actions):
             loc: Loc = ("actions", a)
             self.policy((*loc, "approval"), action.approval)
+            for r, required in enumerate(action.requires):
+                self.action((*loc, "requires", r), required)
+                if required == action.id:
+                    self.add((*loc, "requires", r), "an action cannot wait for itself")
             for p, param in enumerate(action.params):
                 self.param((*loc, "params", p), param)
             if action.confirmation:
@@ -180,8 +212,10 @@ class _Checker:
                 target = self.actions.get(action.check)
                 if target is None:
                     self.add((*loc, "check"), f"names undefined action {action.check!r}")
-                elif target.kind != "check":
+                elif target.kind not in ("check", "prometheus"):
                     self.add((*loc, "check"), f"names action {action.check!r} of kind {target.kind}, not a check")
+            for g, gate in enumerate(action.stage_gates):
+                self.prometheus_action((*loc, "stage_gates", g), gate)
             self.stages(loc, action)
             if action.kind == "shell" and action.script:
                 self.script((*loc, "script"), action.script, scripts_dir)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from bot.runbook.checks import check_runbook, format_path
 from bot.runbook.model import Runbook
@@ -122,7 +123,7 @@ def format_problem(shown: str, root: yaml.Node | None, loc: Loc, message: str) -
     return f"{shown}: {format_path(loc)}: {message}{line}"
 
 
-def _format_error(shown: str, root: yaml.Node, err: dict[str, Any]) -> str:
+def _format_error(shown: str, root: yaml.Node, err: ErrorDetails) -> str:
     # Pydantic adds union/validator tags such as "function-after[...]" to some locations; they are not keys.
     loc = [p for p in err["loc"] if isinstance(p, int) or not any(c in p for c in "[(")]
     kind, msg = err["type"], str(err["msg"])

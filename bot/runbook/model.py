@@ -11,6 +11,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot import units
+
 T = TypeVar("T")
 Id = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
@@ -89,6 +91,9 @@ class Condition(Strict):
     upper: float | None = None  # for `between`
     unit: str = ""
     for_minutes: float = 0
+    # The unit alerts carry the value in when they do not say (e.g. `ratio` for Prometheus rates against a `%`
+    # threshold); an alert's own `unit` label, value suffix or metric-name suffix wins over it.
+    alert_unit: str | None = None
 
     @model_validator(mode="after")
     def _between(self) -> Condition:
@@ -96,6 +101,11 @@ class Condition(Strict):
             raise ValueError("`between` needs `upper`, and only `between` takes it")
         if self.upper is not None and self.upper <= self.threshold:
             raise ValueError("upper must exceed threshold")
+        if self.alert_unit is not None:
+            if not units.known(self.alert_unit):
+                raise ValueError(f"alert_unit {self.alert_unit!r} is not a unit rollbot knows (e.g. ratio, %, s, ms)")
+            if not units.compatible(self.alert_unit, self.unit or None):
+                raise ValueError(f"alert_unit {self.alert_unit!r} cannot be converted to the unit {self.unit!r}")
         return self
 
     def holds(self, value: float) -> bool:
@@ -127,6 +137,10 @@ class Trigger(Strict):
     condition: Condition | None = None
     match: TriggerMatch = TriggerMatch()
     scenario: Id | None = None
+    # What users cannot do while it lasts, in customers' words ("card payments are failing"), and the same said
+    # once it is over ("card payments failed"): the comms say it.
+    impact: str = ""
+    impact_past: str = ""
 
 
 class ParamType(StrEnum):
@@ -166,7 +180,7 @@ class Confirmation(Strict):
 class Action(Strict):
     id: Id
     title: str
-    kind: Literal["shell", "http", "check"] = "shell"
+    kind: Literal["shell", "http", "check", "prometheus"] = "shell"
     # shell
     script: str | None = None  # path relative to the runbook's scripts directory, e.g. launch/scripts/x.sh
     args: list[str] = []  # argv tokens: literal text or "{param}" alone
@@ -177,6 +191,17 @@ class Action(Strict):
     body: str | None = None
     expect_status: list[int] = [200]
     max_latency_ms: float | None = None
+    # prometheus: `query` (PromQL; `{param}` fields filled, `{{ }}` for literal braces) must stay `op threshold`
+    # for `for_seconds`; `url` is Prometheus itself, else ROLLBOT_PROMETHEUS_URL. No data pauses and asks a person.
+    query: str | None = None
+    op: Literal["<", "<=", ">", ">="] = "<"
+    threshold: float | None = None
+    # The threshold's unit as the runbook speaks (`200` `ms`, `0.1` `%`), and the unit the query answers in
+    # (Prometheus' base units: `s`, `ratio`); answers are converted into `unit` before they are judged and shown.
+    unit: str = ""
+    query_unit: str | None = None
+    for_seconds: float = Field(default=0, ge=0)
+    step_seconds: float = Field(default=15, gt=0)
     idempotent: bool = False
     params: list[Param] = []
     danger: Danger = Danger.safe
@@ -186,7 +211,15 @@ class Action(Strict):
     stages: list[int] = []  # traffic stages, e.g. [25, 50, 75, 100]: the action runs once per stage
     stage_param: Id | None = None  # the parameter each stage's value fills
     check: Id | None = None  # an action of kind check run after each stage
+    # prometheus actions also run after each stage (after `check`) when a Prometheus is configured; without one
+    # the run says, at its start, that these are a person's call at each stage.
+    stage_gates: list[Id] = []
     staging_args: list[str] | None = None  # argv used in drills against staging, when it differs
+    # Actions that must have succeeded in the incident before this one may run (the rollback after the snapshot).
+    requires: list[Id] = []
+    # What a success means for customer data, so the comms claim only what ran: a snapshot taken, or data restored
+    # from a backup (data written since the restore point lost). A destructive action counts as a restore.
+    data_effect: Literal["snapshot", "restore"] | None = None
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Action:
@@ -194,6 +227,17 @@ class Action(Strict):
             raise ValueError("a shell action needs `script`")
         if self.kind in ("http", "check") and not self.url:
             raise ValueError(f"a {self.kind} action needs `url`")
+        if self.kind == "prometheus" and (not self.query or self.threshold is None):
+            raise ValueError("a prometheus action needs `query` and `threshold`")
+        if (self.unit or self.query_unit) and self.kind != "prometheus":
+            raise ValueError("`unit` and `query_unit` are for prometheus actions")
+        for unit in (self.unit or None, self.query_unit):
+            if unit is not None and not units.known(unit):
+                raise ValueError(f"unit {unit!r} is not a unit rollbot knows (e.g. ratio, %, s, ms)")
+        if not units.compatible(self.query_unit, self.unit or None):
+            raise ValueError(f"query_unit {self.query_unit!r} cannot be converted to the unit {self.unit!r}")
+        if self.stage_gates and not self.stages:
+            raise ValueError("stage_gates run after each stage: the action needs `stages`")
         if self.danger == Danger.destructive and not (self.approval and self.confirmation):
             raise ValueError("a destructive action needs its own `approval` and a `confirmation`")
         names = {p.name for p in self.params}
@@ -205,6 +249,29 @@ class Action(Strict):
         return self
 
 
+class StartWhen(Strict):
+    """When a task's action starts by itself: as soon as its gate opens, not when someone clicks Run."""
+
+    decision: Literal["approved"] | None = None  # the rollback decision is approved
+    succeeded: Id | None = None  # this earlier action succeeded in the incident
+
+    @model_validator(mode="after")
+    def _one(self) -> StartWhen:
+        if (self.decision is None) == (self.succeeded is None):
+            raise ValueError("say exactly one of `decision: approved` or `succeeded: <action>`")
+        return self
+
+
+class Gate(Strict):
+    """A checklist item a `prometheus` action measures. With a Prometheus configured the action runs by itself
+    (when the step's phase starts, or at `start_when`) and its pass ticks the item; a failure or no data leaves the
+    item to a person, saying why. Without a Prometheus the step says the item is a person's call."""
+
+    item: str  # the item's text, exactly as in the task's `items`
+    action: Id
+    start_when: StartWhen | None = None
+
+
 class Task(Strict):
     """A numbered block inside a step (e.g. "Incident Confirmation (30 seconds)") with its checklist items."""
 
@@ -214,8 +281,28 @@ class Task(Strict):
     note: str = ""
     action: Id | None = None
     auto: bool = False  # run the action as soon as the step starts
+    start_when: StartWhen | None = None  # or as soon as its gate opens, before the step starts
     optional: bool = False  # e.g. the database rollback, only if corruption is confirmed
+    # The bot's own work proves these items: `war_room_ready` (the channel open, the responders invited and
+    # paged, the incident clock running) ticks them by itself when the war room is ready.
+    ticked_by: Literal["war_room_ready"] | None = None
     items: list[str] = Field(min_length=1)
+    gates: list[Gate] = []  # items measured from metrics (Step 7's performance validation)
+
+    @model_validator(mode="after")
+    def _gated_items(self) -> Task:
+        for gate in self.gates:
+            if gate.item not in self.items:
+                raise ValueError(f"gate item {gate.item!r} is not one of this task's items")
+            if gate.action == self.action:
+                raise ValueError(f"gate action {gate.action!r} is already the task's own action")
+        actions = [g.action for g in self.gates]
+        if len(set(actions)) != len(actions):
+            raise ValueError("each gate of a task names a different action")
+        return self
+
+    def gate_for(self, action_id: str) -> Gate | None:
+        return next((g for g in self.gates if g.action == action_id), None)
 
 
 class Step(Strict):
@@ -257,6 +344,8 @@ class Scenario(Strict):
     procedure: Id | None = None  # the scenario's whole-procedure script
     owner: Id
     steps: list[ScenarioStep] = Field(min_length=1)
+    impact: str = ""  # what users cannot do, when the trigger does not say
+    impact_past: str = ""
 
     @model_validator(mode="after")
     def _fits(self) -> Scenario:
@@ -269,11 +358,15 @@ class Scenario(Strict):
 class LabelledItem(Strict):
     label: str
     text: str
+    # Actions whose success after the rollback started proves this item: it ticks itself (by the bot, saying
+    # which run proved it) when the checklist is posted. A person can still untick it.
+    proven_by: list[Id] = []
 
 
 class ValidationChecklist(Strict):
     id: Id
     title: str
+    owner: Id | None = None  # who ticks it, with the incident leads (bot/engine/authz.py)
     items: list[LabelledItem] = Field(min_length=1)
 
 
@@ -316,6 +409,7 @@ class Moment(StrEnum):
     """When the engine drafts a message (the seed's moments)."""
 
     declared = "declared"
+    decided = "decided"  # the rollback was approved: the cause is identified, the fix under way
     traffic_diverted = "traffic_diverted"
     rollback_completed = "rollback_completed"
     resolved = "resolved"
@@ -329,6 +423,42 @@ class CommsTemplate(Strict):
     approver: Id
     subject: str = ""
     body: str  # Jinja2 (sandboxed), filled from the incident
+    # For the status page: the Statuspage incident status this update sets (the first creates the page incident).
+    statuspage_status: Literal["investigating", "identified", "monitoring", "resolved"] | None = None
+    # The update promises the next one within this many minutes: the approver is reminded when it is due.
+    next_update_minutes: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _status_page_only(self) -> CommsTemplate:
+        if self.statuspage_status and self.audience != Audience.status_page:
+            raise ValueError("statuspage_status is for status_page templates only")
+        return self
+
+
+class CommsSettings(Strict):
+    """How the comms speak: the service's name and the audience's time zone (times are shown in it, with UTC)."""
+
+    service: str = ""
+    timezone: str = "UTC"
+    status_page_url: str = ""  # the public status page people read: bookmarked in every incident channel
+
+    @field_validator("status_page_url")
+    @classmethod
+    def _page_url(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or any(c in value for c in "<>| ")):
+            raise ValueError("an http(s) address without spaces or <>|")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)") from exc
+        return value
 
 
 class ItemGroup(Strict):
@@ -400,6 +530,7 @@ class Runbook(Strict):
     scenarios: list[Scenario] = []
     validation: list[ValidationChecklist] = []
     escalation: Escalation
+    comms: CommsSettings = CommsSettings()
     communications: list[CommsTemplate] = []
     follow_ups: list[FollowUp] = []
     drills: list[Drill] = []

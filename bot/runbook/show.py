@@ -114,12 +114,28 @@ def _procedure(out: _Out, rb: Runbook) -> None:
                 out(f"{n}. {task.title} ({', '.join(notes)})", 6)
                 if task.action:
                     auto = " (runs automatically when the step starts)" if task.auto else ""
+                    if task.start_when is not None:
+                        after = task.start_when.succeeded
+                        auto = (f" (starts by itself once {rb.action(after).title} has succeeded)" if after
+                                else " (starts by itself the moment the rollback is approved)")
+                    needs = rb.action(task.action).requires
+                    if needs:
+                        auto += f" (only after {', '.join(rb.action(a).title for a in needs)} succeeded)"
                     out(f"$ {_command(rb.action(task.action))}{auto}", 9)
                 for item in task.items:
                     out(f"[ ] {item}", 9)
+                    gate = next((g for g in task.gates if g.item == item), None)
+                    if gate is not None:
+                        after = gate.start_when.succeeded if gate.start_when else None
+                        when = f" once {rb.action(after).title} has succeeded" if after else ""
+                        out(f"measured by {rb.action(gate.action).title}{when}, when a Prometheus is configured", 13)
 
 
 def _command(action: Action) -> str:
+    if action.kind == "prometheus":
+        unit = f"{'' if action.unit == '%' else ' '}{action.unit}" if action.unit else ""
+        held = f" for {action.for_seconds:g}s" if action.for_seconds else ""
+        return f"PromQL {action.query} {action.op} {action.threshold:g}{unit}{held}"
     if action.kind != "shell":
         return f"{action.method} {action.url}"
     # Placeholders stay unquoted ({version}) so the line reads like the seed's command.
@@ -142,7 +158,8 @@ def _actions(out: _Out, rb: Runbook) -> None:
             rule = f" matching {p.pattern}" if p.pattern else (f" one of {', '.join(p.choices)}" if p.choices else "")
             out(f"{{{p.name}}}: {p.type.value}{rule}" + (f", default {default}" if default else ""), 6)
         if action.stages:
-            check = f", each followed by {action.check}" if action.check else ""
+            check = f", each followed by {', '.join([*([action.check] if action.check else []), *action.stage_gates])}" \
+                if action.check or action.stage_gates else ""
             out(f"stages {', '.join(f'{s}%' for s in action.stages)} into {{{action.stage_param}}}{check}", 6)
 
 

@@ -21,6 +21,7 @@ class SocketHub:
         self.connections: list[web.WebSocketResponse] = []
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
+        self._arrived = asyncio.Event()
 
     def issue_url(self, base_url: str) -> str:
         ticket = secrets.token_hex(8)
@@ -31,6 +32,10 @@ class SocketHub:
     def connected(self) -> bool:
         return any(not ws.closed for ws in self.connections)
 
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        """Until an app has connected (its `hello` sent); TimeoutError after `timeout` seconds."""
+        await asyncio.wait_for(self._arrived.wait(), timeout)
+
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ticket = request.query.get("ticket", "")
         if ticket not in self.tickets:
@@ -39,6 +44,7 @@ class SocketHub:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.connections.append(ws)
+        self._arrived.set()
         await ws.send_str(json.dumps({"type": "hello", "num_connections": len(self.connections),
                                       "debug_info": {"host": "sandbox", "approximate_connection_time": 18060},
                                       "connection_info": {"app_id": "A0ROLLBOT"}}))

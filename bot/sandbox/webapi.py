@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +38,7 @@ class Call:
             raise SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] missing required field: {key}"]})
         return "" if value is None else str(value)
 
-    def json(self, key: str) -> Any:
+    def json(self, key: builtins.str) -> Any:  # `str` is this class's method here
         value = self.args.get(key)
         if isinstance(value, str) and value:
             try:
@@ -55,7 +57,7 @@ class WebApi:
     ws: Workspace
     now: Callable[[], float]
     base_url: Callable[[], str]
-    scopes: str
+    scopes: frozenset[str] = frozenset()  # the installed app's bot scopes
     on_view_opened: Callable[[str, dict[str, Any]], None] | None = None
     triggers: dict[str, tuple[str, float]] = field(default_factory=dict)  # trigger_id -> (user, expires)
     _last_ts: float = 0.0
@@ -110,8 +112,9 @@ class WebApi:
             "conversations_create", "conversations_invite", "conversations_join", "conversations_info",
             "conversations_list", "conversations_members", "conversations_history", "conversations_replies",
             "conversations_setTopic", "conversations_setPurpose", "conversations_open", "conversations_archive",
-            "pins_add", "bookmarks_add", "reactions_add", "users_info", "users_list", "users_lookupByEmail",
-            "usergroups_users_list", "views_open", "views_update", "views_publish", "files_getUploadURLExternal",
+            "pins_add", "bookmarks_add", "bookmarks_edit", "reactions_add", "users_info", "users_list", "users_lookupByEmail",
+            "usergroups_list", "usergroups_users_list", "views_open", "views_update", "views_publish",
+            "files_getUploadURLExternal",
             "files_completeUploadExternal")}
 
     # --- auth ---------------------------------------------------------------------------------------
@@ -127,17 +130,27 @@ class WebApi:
         channel = self.channel(call.str("channel"), for_post=True)
         if channel.is_archived:
             raise SlackError("is_archived")
-        if channel.is_private and self.ws.bot.id not in channel.members:
-            raise SlackError("not_in_channel")
+        if self.ws.bot.id not in channel.members and (channel.is_private or "chat:write.public" not in self.scopes):
+            raise SlackError("not_in_channel")  # a public channel takes posts from outside only with chat:write.public
         blocks = self.blocks(call)
         text = self.message_text(call, blocks)
         thread_ts = call.str("thread_ts", required=False) or None
         if thread_ts and channel.find(thread_ts) is None:
             raise SlackError("thread_not_found")
         message = Message(ts=self.next_ts(), user=self.ws.bot.id, text=text, blocks=blocks, thread_ts=thread_ts,
-                          bot_id=self.ws.bot_id)
+                          bot_id=self.ws.bot_id, metadata=self.metadata(call))
         channel.messages.append(message)
         return {"channel": channel.id, "ts": message.ts, "message": message.to_api()}
+
+    def metadata(self, call: Call) -> dict[str, Any] | None:
+        """chat.postMessage's `metadata`: a JSON object (or its text) with `event_type` and `event_payload`."""
+        if "metadata" not in call.args or call.args["metadata"] in (None, ""):
+            return None
+        meta = call.json("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str) \
+                or not isinstance(meta.get("event_payload"), dict):
+            raise SlackError("invalid_metadata_format")
+        return {"event_type": meta["event_type"], "event_payload": meta["event_payload"]}
 
     async def m_chat_update(self, call: Call) -> dict[str, Any]:
         channel = self.channel(call.str("channel"))
@@ -151,6 +164,7 @@ class WebApi:
         message.text, message.edited = text or message.text, True
         if "blocks" in call.args:
             message.blocks = blocks
+        message.client_state.clear()  # every client re-renders the message: checkboxes show its initial_options
         return {"channel": channel.id, "ts": message.ts, "text": message.text, "message": message.to_api()}
 
     async def m_chat_postEphemeral(self, call: Call) -> dict[str, Any]:
@@ -211,7 +225,7 @@ class WebApi:
         if errors and not force:
             if len(users) > 1 and all(e["error"] == "user_not_found" for e in errors):
                 raise SlackError("users_not_found", errors=errors)
-            raise SlackError(errors[0]["error"], errors=errors)
+            raise SlackError(str(errors[0]["error"]), errors=errors)
         channel.members += valid
         out: dict[str, Any] = {"channel": channel.to_api(self.ws.bot.id)}
         if errors:
@@ -236,29 +250,50 @@ class WebApi:
         return {"channel": self.channel(call.str("channel")).to_api(self.ws.bot.id)}
 
     async def m_conversations_list(self, call: Call) -> dict[str, Any]:
-        exclude = str(call.args.get("exclude_archived", "")).lower() in ("true", "1")
+        """Public channels unless `types` says otherwise; private channels and DMs only those the bot is in
+        (api.slack.com/methods/conversations.list)."""
+        exclude = _flag(call, "exclude_archived")
+        types = {t.strip() for t in (call.str("types", required=False) or "public_channel").split(",") if t.strip()}
+        unknown = types - {"public_channel", "private_channel", "im", "mpim"}
+        if unknown:
+            raise SlackError("invalid_types")
+
+        def kind(c: Channel) -> str:
+            return "im" if c.is_im else "private_channel" if c.is_private else "public_channel"
+
         channels = [c.to_api(self.ws.bot.id) for c in self.ws.channels.values()
-                    if not c.is_im and not (exclude and c.is_archived)]
+                    if kind(c) in types and not (exclude and c.is_archived)
+                    and (kind(c) == "public_channel" or self.ws.bot.id in c.members)]
         return self._page(call, channels, "channels")
 
     async def m_conversations_members(self, call: Call) -> dict[str, Any]:
         return self._page(call, list(self.channel(call.str("channel")).members), "members")
 
+    def readable_channel(self, ref: str) -> Channel:
+        """History is read only where the bot is a member (channels:history: "channels your app has been added
+        to"), archived or not."""
+        channel = self.channel(ref)
+        if self.ws.bot.id not in channel.members:
+            raise SlackError("not_in_channel")
+        return channel
+
     async def m_conversations_history(self, call: Call) -> dict[str, Any]:
-        channel = self.channel(call.str("channel"))
-        roots = [m.to_api() for m in reversed(channel.messages) if not m.thread_ts or m.thread_ts == m.ts]
+        channel = self.readable_channel(call.str("channel"))
+        meta = str(call.args.get("include_all_metadata", "")).lower() in ("true", "1")
+        roots = [m.to_api(meta) for m in reversed(channel.messages) if not m.thread_ts or m.thread_ts == m.ts]
         out = self._page(call, roots, "messages")
         out["has_more"] = bool(out["response_metadata"]["next_cursor"])
         return out
 
     async def m_conversations_replies(self, call: Call) -> dict[str, Any]:
-        channel = self.channel(call.str("channel"))
+        channel = self.readable_channel(call.str("channel"))
         ts = call.str("ts")
         parent = channel.find(ts)
         if parent is None:
             raise SlackError("thread_not_found")
         thread = [parent] + [m for m in channel.messages if m.thread_ts == ts and m.ts != ts]
-        return self._page(call, [m.to_api() for m in thread], "messages")
+        meta = str(call.args.get("include_all_metadata", "")).lower() in ("true", "1")
+        return self._page(call, [m.to_api(meta) for m in thread], "messages")
 
     async def m_conversations_setTopic(self, call: Call) -> dict[str, Any]:
         channel = self.member_channel(call.str("channel"))
@@ -305,10 +340,39 @@ class WebApi:
 
     async def m_bookmarks_add(self, call: Call) -> dict[str, Any]:
         channel = self.member_channel(call.str("channel_id"))
-        bookmark = {"id": self.ws.new_id("Bk"), "title": call.str("title"), "type": call.str("type"),
-                    "link": call.str("link", required=False)}
+        title, kind = call.str("title"), call.str("type")
+        if kind != "link":
+            raise SlackError("invalid_bookmark_type")  # Slack accepts only links so far
+        link = self._bookmark_link(call.str("link"))
+        now = int(self.now())
+        bookmark = {"id": self.ws.new_id("Bk"), "channel_id": channel.id, "title": title, "link": link,
+                    "emoji": call.str("emoji", required=False) or None, "icon_url": None, "type": "link",
+                    "entity_id": None, "date_created": now, "date_updated": 0,
+                    "rank": chr(ord("a") + min(len(channel.bookmarks), 25)),
+                    "last_updated_by_user_id": call.user, "last_updated_by_team_id": self.ws.team_id,
+                    "shortcut_id": None, "app_id": None}
         channel.bookmarks.append(bookmark)
-        return {"bookmark": bookmark}
+        return {"bookmark": dict(bookmark)}
+
+    async def m_bookmarks_edit(self, call: Call) -> dict[str, Any]:
+        channel = self.member_channel(call.str("channel_id"))
+        bookmark_id = call.str("bookmark_id")
+        bookmark = next((b for b in channel.bookmarks if b["id"] == bookmark_id), None)
+        if bookmark is None:
+            raise SlackError("not_found")
+        if "link" in call.args:
+            bookmark["link"] = self._bookmark_link(call.str("link"))
+        for key in ("title", "emoji"):
+            if key in call.args:
+                bookmark[key] = call.str(key, required=False)
+        bookmark.update(date_updated=int(self.now()), last_updated_by_user_id=call.user)
+        return {"bookmark": dict(bookmark)}
+
+    @staticmethod
+    def _bookmark_link(link: str) -> str:
+        if not link.startswith(("http://", "https://")):
+            raise SlackError("invalid_link")  # "link should begin with either http:// or https://"
+        return link
 
     async def m_reactions_add(self, call: Call) -> dict[str, Any]:
         channel = self.channel(call.str("channel"))
@@ -339,6 +403,26 @@ class WebApi:
             raise SlackError("users_not_found")
         return {"user": user.to_api() | {"team_id": self.ws.team_id}}
 
+    async def m_usergroups_list(self, call: Call) -> dict[str, Any]:
+        """Every user group, in no particular order; `users` only with include_users, `user_count` only with
+        include_count (api.slack.com/methods/usergroups.list). The sandbox has no disabled groups."""
+        include_users, include_count = _flag(call, "include_users"), _flag(call, "include_count")
+        groups = []
+        for group_id, group in self.ws.groups.items():
+            entry: dict[str, Any] = {
+                "id": group_id, "team_id": self.ws.team_id, "is_usergroup": True, "is_subteam": True,
+                "name": group["name"], "description": group.get("description", ""), "handle": group["handle"],
+                "is_external": False, "date_create": 0, "date_update": 0, "date_delete": 0, "auto_type": None,
+                "created_by": self.ws.bot.id, "updated_by": self.ws.bot.id, "deleted_by": None,
+                "prefs": {"channels": [], "groups": []},
+            }
+            if include_users:
+                entry["users"] = list(group["users"])
+            if include_count:
+                entry["user_count"] = len(group["users"])
+            groups.append(entry)
+        return {"usergroups": groups}
+
     async def m_usergroups_users_list(self, call: Call) -> dict[str, Any]:
         group = self.ws.groups.get(call.str("usergroup"))
         if group is None:
@@ -365,7 +449,7 @@ class WebApi:
         return dict(view)
 
     async def m_views_open(self, call: Call) -> dict[str, Any]:
-        view = self._view(call)
+        view = with_block_ids(self._view(call))
         user = self._take_trigger(call.str("trigger_id"))
         stored = view | {"id": self.ws.new_id("V"), "team_id": self.ws.team_id, "hash": self.next_ts(),
                          "state": {"values": {}}, "app_id": "A0ROLLBOT", "bot_id": self.ws.bot_id}
@@ -373,7 +457,7 @@ class WebApi:
         return {"view": stored}
 
     async def m_views_update(self, call: Call) -> dict[str, Any]:
-        view = self._view(call)
+        view = with_block_ids(self._view(call))
         view_id = call.str("view_id", required=False) or None
         external = call.str("external_id", required=False) or None
         for views in self.ws.views.values():
@@ -420,7 +504,8 @@ class WebApi:
                                   thread_ts=call.str("thread_ts", required=False) or None, bot_id=self.ws.bot_id,
                                   files=[record["id"]])
                 channel.messages.append(message)
-            out.append({"id": record["id"], "title": record["title"], "name": record["name"]})
+            out.append({"id": record["id"], "title": record["title"], "name": record["name"],
+                        "permalink": f"{self.base_url()}/files/{self.ws.bot.id}/{record['id']}/{record['name']}"})
         return {"files": out}
 
     # --- paging ---------------------------------------------------------------------------------------
@@ -432,3 +517,26 @@ class WebApi:
         page = items[start:start + limit]
         cursor = str(start + limit) if start + limit < len(items) else ""
         return {key: page, "response_metadata": {"next_cursor": cursor}}
+
+
+def _flag(call: Call, key: str) -> bool:
+    return str(call.args.get(key, "")).lower() in ("true", "1")
+
+
+def with_block_ids(view: dict[str, Any]) -> dict[str, Any]:
+    """Slack gives every block without a block_id (and every interactive element without an action_id) a
+    generated one, and returns the view with them: `state.values` is keyed by them."""
+    if not isinstance(view.get("blocks"), list):
+        return view
+    blocks = []
+    for i, block in enumerate(view["blocks"]):
+        block = dict(block)
+        block.setdefault("block_id", f"b{i:02d}{secrets.token_hex(2)}")
+        for key in ("accessory", "element"):
+            if isinstance(block.get(key), dict) and block[key].get("type") not in ("image", "plain_text", "mrkdwn"):
+                block[key] = {"action_id": secrets.token_hex(3)} | block[key]
+        if block.get("type") == "actions" and isinstance(block.get("elements"), list):
+            block["elements"] = [{"action_id": secrets.token_hex(3)} | e if isinstance(e, dict) else e
+                                 for e in block["elements"]]
+        blocks.append(block)
+    return view | {"blocks": blocks}

@@ -44,9 +44,14 @@ class Message:
     edited: bool = False
     reactions: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None  # message metadata: {"event_type", "event_payload"}
+    # What each user's Slack client shows before the app re-renders: {user: {(block_id, action_id): state}}.
+    client_state: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, with_metadata: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
+        if with_metadata and self.metadata is not None:  # Slack returns it only when asked (include_all_metadata)
+            out["metadata"] = self.metadata
         if self.blocks is not None:
             out["blocks"] = self.blocks
         if self.thread_ts:

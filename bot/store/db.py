@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
@@ -34,6 +34,9 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: AsyncEngine = self._make_engine()
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # Single-statement reads on a second engine in autocommit: no BEGIN (on SQLite no BEGIN IMMEDIATE, so they
+        # never queue behind a writer; WAL readers see the last commit), no ROLLBACK, no pre-ping round trip.
+        self.read_engine: AsyncEngine = self._make_read_engine()
 
     def _make_engine(self) -> AsyncEngine:
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
@@ -45,6 +48,20 @@ class Database:
         if self.is_sqlite:
             _serialize_sqlite_writers(engine)
         return engine
+
+    def _make_read_engine(self) -> AsyncEngine:
+        kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        elif self.schema:
+            kwargs["connect_args"] = {"server_settings": {"search_path": self.schema}}
+        return create_async_engine(self.url, **kwargs)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """One read statement outside any transaction (the alert intake's repeat look-up); never for writes."""
+        async with self.read_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -58,6 +75,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.read_engine.dispose()
 
 
 def _serialize_sqlite_writers(engine: AsyncEngine) -> None:

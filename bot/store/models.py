@@ -160,9 +160,11 @@ class Timer(SQLModel, table=True):
     key: str = Field(unique=True)  # scheduling the same timer twice is a no-op
     kind: str
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    status: str = Field(default="pending", index=True)  # pending | claimed | fired | cancelled
+    status: str = Field(default="pending", index=True)  # pending | claimed | fired | cancelled | failed
     claimed_by: str | None = None
-    fired_at: datetime | None = _when()
+    fired_at: datetime | None = _when()  # while 'claimed': when it was claimed (a stale claim is taken again)
+    attempts: int = 0  # a handler that failed is retried with backoff, then marked failed
+    last_error: str | None = None
     payload: dict[str, Any] = _json()
 
 
@@ -189,8 +191,29 @@ class ReceivedAlert(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     trigger_id: str | None = None
     incident_id: str | None = Field(default=None, foreign_key="incidents.id", index=True)
-    outcome: str  # opened | attached | resolved_noted | unmatched
+    outcome: str  # opened | attached (new in the group) | fired_again | resolved_noted | unmatched | refused
     payload: dict[str, Any] = _json()
+    # A change of an incident's alert (new in the group, fired or resolved) owed its timeline line: the
+    # `alert_notes` timer writes the lines in batches after the webhook's answer.
+    note_pending: bool = False
+
+
+class IncidentAlert(SQLModel, table=True):
+    """One alert of an incident, by fingerprint: its current state. A repeat notification changes nothing here."""
+
+    __tablename__ = "incident_alerts"
+    # (source, fingerprint) leads: the repeat's one indexed read looks it up by those.
+    __table_args__ = (UniqueConstraint("source", "fingerprint", "incident_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incidents.id", index=True)
+    source: str
+    fingerprint: str
+    name: str
+    status: str  # firing | resolved
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    changed_at: datetime = Field(sa_type=UTCDateTime)  # when it last fired or resolved
+    payload: dict[str, Any] = _json()  # the latest change's normalised alert
 
 
 class Page(SQLModel, table=True):

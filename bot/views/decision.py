@@ -24,13 +24,13 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.views.common import clock_time, drill_prefix, duration, mentions, truncate
+from bot.views.common import clock_time, drill_prefix, duration, escape, mentions, truncate
 
 # The rollback decision message (key "decision").
 APPROVE = "decision_approve"
 DECLINE = "decision_decline"
 CHANGE_LEVEL = "decision_level"
-REOPEN = "decision_reopen"
+REOPEN = "decision_reopen"  # no longer shown (a deadline never locks the vote); older messages may still carry it
 # A destructive action's approval message (key "approval:execution:<id>").
 ACTION_APPROVE = "action_approve"
 ACTION_DECLINE = "action_decline"
@@ -75,7 +75,7 @@ class ApprovalView:
     policy_kind: str  # any_of | all_of
     needs: str  # "Technical Lead + DevOps Lead"
     roles: tuple[RoleLine, ...]
-    status: str  # pending | approved | declined | expired
+    status: str  # pending | approved | declined (expired: stored by older versions, shown as overdue)
     now: datetime
     requested_by: str
     votes: tuple[VoteLine, ...] = ()
@@ -96,6 +96,17 @@ class ApprovalView:
     def is_rollback(self) -> bool:
         return self.subject == "rollback"
 
+    @property
+    def open(self) -> bool:
+        return self.status in ("pending", "expired")
+
+    @property
+    def overdue_seconds(self) -> float:
+        """How late an undecided request is (0 before its deadline, or without one)."""
+        if not self.open or self.deadline is None:
+            return 0.0
+        return max(0.0, (self.now - self.deadline).total_seconds())
+
 
 def needs_words(kind: str, needs: str) -> str:
     if kind == "any_of":
@@ -108,7 +119,9 @@ def approval_text(view: ApprovalView) -> str:
     prefix = drill_prefix(view.is_drill)
     what = f"Rollback decision ({view.title})" if view.is_rollback else f"Approval for {view.title}"
     state = {"pending": f"needs {view.needs}", "approved": "approved", "declined": "declined",
-             "expired": "overdue"}.get(view.status, view.status)
+             "expired": f"needs {view.needs}"}.get(view.status, view.status)
+    if view.overdue_seconds > 0:
+        state = f"OVERDUE, {state}"
     return f"{prefix}{what}: {state}"
 
 
@@ -139,7 +152,9 @@ def approval_blocks(view: ApprovalView) -> list[Block]:
 
 def _head(view: ApprovalView) -> str:
     prefix = drill_prefix(view.is_drill)
-    if view.is_rollback:
+    if view.is_rollback and view.overdue_seconds > 0:
+        head = f"🔴 *{prefix}OVERDUE — Rollback decision — {view.title} level*"
+    elif view.is_rollback:
         head = f"🗳️ *{prefix}Rollback decision — {view.title} level*"
     else:
         head = f"🔐 *{prefix}Approval needed: {view.title}*\nRequested by <@{view.requested_by}>"
@@ -155,16 +170,16 @@ def _roles(view: ApprovalView) -> str:
 
 
 def _timing(view: ApprovalView) -> str:
-    if view.deadline is None:
+    if view.deadline is None or not view.open:
         return ""
-    if view.status == "pending":
-        left = (view.deadline - view.now).total_seconds()
-        when = f"{duration(left)} left" if left > 0 else "the deadline has passed"
-        return f":stopwatch: Decide by *{clock_time(view.deadline)}* — {when}"
-    if view.status == "expired":
-        return (f":alarm_clock: *Overdue* since {clock_time(view.deadline)}: votes no longer count. "
-                "Re-open the vote (the same level or another) to decide now.")
-    return ""
+    late = view.overdue_seconds
+    if late > 0:
+        # Overdue escalates; it never locks: the buttons below stay live and a vote now still counts.
+        return (f":warning: *Overdue by {duration(late)}* — it was due at *{clock_time(view.deadline)}*. "
+                "Management escalation is brought forward and the secondaries are paged. "
+                "Approve or Decline below still counts: decide now.")
+    left = (view.deadline - view.now).total_seconds()
+    return f":stopwatch: Decide by *{clock_time(view.deadline)}* — {duration(left)} left"
 
 
 def _confirmation(view: ApprovalView) -> str:
@@ -178,7 +193,7 @@ def _vote(vote: VoteLine) -> str:
     roles = f" as {' & '.join(vote.roles)}" if vote.roles else ""
     verb = "approved" if vote.vote == "approve" else "declined"
     line = f"{ICON.get(vote.vote, '•')} <@{vote.user}> {verb}{roles} at {clock_time(vote.at)}"
-    return line + (f": {vote.reason}" if vote.reason else "")
+    return line + (f": {escape(vote.reason)}" if vote.reason else "")
 
 
 def _outcome(view: ApprovalView) -> str:
@@ -189,11 +204,11 @@ def _outcome(view: ApprovalView) -> str:
         return f":white_check_mark: *{'Rollback' if view.is_rollback else 'Action'} approved*{at}{by}.{after}"
     if view.status == "declined":
         return f":x: *{'Rollback' if view.is_rollback else 'Action'} declined*{at}{by}" + \
-            (f": {view.reason}" if view.reason else ".")
-    if view.status == "pending" and view.missing:
+            (f": {escape(view.reason)}" if view.reason else ".")
+    if view.open and view.missing:
         joiner = " or " if view.policy_kind == "any_of" else ", "
         return f"Waiting for: {joiner.join(view.missing)}"
-    if view.status == "pending" and view.confirmation_prompt and not view.confirmed_by:
+    if view.open and view.confirmation_prompt and not view.confirmed_by:
         return "Waiting for: the typed confirmation phrase"
     return ""
 
@@ -202,20 +217,17 @@ def _actions(view: ApprovalView) -> list[ButtonElement | StaticSelectElement]:
     if view.status in ("approved", "declined"):
         return []  # decided: the buttons go
     if view.is_rollback:
-        elements: list[ButtonElement | StaticSelectElement] = []
-        if view.status == "pending":
-            elements += [ButtonElement(text="Approve rollback", action_id=APPROVE, value=view.request_id, style="primary"),
-                         ButtonElement(text="Decline…", action_id=DECLINE, value=view.request_id, style="danger")]
-        else:
-            elements.append(ButtonElement(text="Re-open the vote", action_id=REOPEN, value=view.request_id,
-                                          style="primary"))
+        # Live before and after the deadline alike: a deadline escalates, it never takes the vote away.
+        elements: list[ButtonElement | StaticSelectElement] = [
+            ButtonElement(text="Approve rollback", action_id=APPROVE, value=view.request_id, style="primary"),
+            ButtonElement(text="Decline…", action_id=DECLINE, value=view.request_id, style="danger")]
         if view.levels:
             options = [Option(value=lv.id, text=truncate(f"{lv.title}: {lv.needs}, {lv.minutes:g} min", 75))
                        for lv in view.levels]
             elements.append(StaticSelectElement(action_id=CHANGE_LEVEL, placeholder="Change level…",
                                                 options=options))
         return elements
-    if view.status != "pending":
+    if not view.open:
         return []
     elements = [ButtonElement(text="Approve", action_id=ACTION_APPROVE, value=view.request_id, style="primary"),
                 ButtonElement(text="Decline…", action_id=ACTION_DECLINE, value=view.request_id, style="danger")]

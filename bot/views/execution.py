@@ -26,7 +26,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.store.models import Execution
-from bot.views.common import drill_prefix, duration, truncate
+from bot.views.common import drill_prefix, duration, escape, param_label, truncate
 
 RUN_PREFIX = "run_action|"  # the step view's Run buttons: action_id f"run_action|{task_id}"
 RUN_MODAL = "run_action"  # callback id of the Run modal
@@ -55,8 +55,9 @@ class ExecutionView:
     is_drill: bool = False
     last_lines: tuple[str, ...] = ()
     elapsed_s: float | None = None  # while running
-    deciders: str = ""  # mentions of who may decide a halted traffic restore
+    deciders: str = ""  # mentions of who may decide a halted traffic restore, or judge an unproven gate's item
     approval_note: str = ""  # while waiting for approval
+    gate_item: str = ""  # the checklist item this metric gate measures (its step's task's `gates`)
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -77,7 +78,7 @@ def outcome_phrase(ex: Execution) -> str:
             if ex.exit_code is not None:
                 what = "exit" if ex.data.get("kind", "shell") == "shell" else "status"
                 return f"failed with {what} {ex.exit_code}{after}"
-            return f"failed{after}" + (f": {ex.detail}" if ex.detail else "")
+            return f"failed{after}" + (f": {escape(ex.detail)}" if ex.detail else "")
         case "timed_out":
             return f"timed out{after}"
         case "cancelled":
@@ -119,7 +120,7 @@ def execution_blocks(view: ExecutionView) -> list[Block]:
     blocks: list[Block] = [SectionBlock(block_id=f"execution|{ex.id}", text=MarkdownTextObject(text=truncate(head, 3000))),
                            ContextBlock(elements=[MarkdownTextObject(text=truncate(" · ".join(meta), 3000))])]
     if ex.params:
-        params = " ".join(f"`{k}={_value(v)}`" for k, v in ex.params.items())
+        params = " · ".join(f"{param_label(k)} `{_value(v)}`" for k, v in ex.params.items())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(f"*Parameters* {params}", 3000))))
     if ex.argv:
         verb = "Would run" if ex.dry_run else "Command"
@@ -129,6 +130,8 @@ def execution_blocks(view: ExecutionView) -> list[Block]:
     stages = ex.data.get("stages") or []
     if stages:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(_stages(ex), 3000))))
+    if gate_unproven(view):
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(gate_question(view), 3000))))
     if view.approval_note and ex.state == "requested":
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(view.approval_note, 3000))))
     lines = view.last_lines or tuple(_tail(ex.output))
@@ -175,7 +178,7 @@ def _stages(ex: Execution) -> str:
     for s in ex.data.get("stages", []):
         verdict = s.get("verdict")
         mark = marks.get(verdict, "▶️" if verdict is None else "")
-        parts.append(f"{mark} {s['percent']}%" + (f" ({s['reason']})" if s.get("reason") else ""))
+        parts.append(f"{mark} {s['percent']}%" + (f" ({escape(s['reason'])})" if s.get("reason") else ""))
     text = "*Traffic* " + " → ".join(parts)
     result = ex.data.get("traffic_result")
     if result == "halted":
@@ -189,8 +192,21 @@ def traffic_decision_text(view: ExecutionView) -> str:
     """The thread reply that asks the deciders, so the halt reaches people and not only the message."""
     ex = view.execution
     verb = "halted" if ex.data.get("traffic_result") == "halted" else "paused"
-    return (f":rotating_light: Traffic restore {verb} at {ex.data.get('at')}%: {ex.detail or ''} "
+    return (f":rotating_light: Traffic restore {verb} at {ex.data.get('at')}%: {escape(ex.detail)} "
             f"{view.deciders} — decide on the message above: roll traffic back, retry, or continue.").strip()
+
+
+def gate_unproven(view: ExecutionView) -> bool:
+    return bool(view.gate_item) and view.execution.state in ("failed", "timed_out", "interrupted")
+
+
+def gate_question(view: ExecutionView) -> str:
+    """A metric gate that did not pass hands its item to a person: the one who owns the step, saying why."""
+    ex = view.execution
+    why = ("Prometheus had no data to judge it" if "inconclusive" in (ex.detail or "")
+           else "the measurement did not pass")
+    return (f":raised_hand: “{escape(view.gate_item)}” is not proven: {why}. {view.deciders} — check it yourself and "
+            "tick it, or Retry the measurement.").strip()
 
 
 def _value(value: Any) -> str:
@@ -198,7 +214,7 @@ def _value(value: Any) -> str:
 
 
 def _code(label: str, text: str) -> str:
-    body = text.replace("```", "'''")
+    body = escape(text).replace("```", "'''")  # output is untrusted: inert even inside the code block
     if len(body) > CODE_LIMIT:
         body = "…" + body[-CODE_LIMIT:]
     return f"{label}\n```{body}```"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.engine.snapshot import Snapshot
-from bot.views.common import duration
+from bot.views.common import duration, escape
 
 
 def status_text(snap: Snapshot) -> str:
@@ -14,7 +14,7 @@ def status_text(snap: Snapshot) -> str:
     left = rto - snap.elapsed_seconds
     overdue = snap.overdue_steps()
     lines = [
-        f"*{inc.id}* — {inc.title}",
+        f"*{inc.id}* — {escape(inc.title)}",
         f"Phase: {f'{phase.number}. {phase.title}' if phase else '—'} · steps done {done}/{total}",
         f"Elapsed {duration(snap.elapsed_seconds)} · "
         + (f"{duration(left)} left to the {rto / 60:g}-minute RTO" if left >= 0 else f"RTO passed by {duration(-left)}"),
@@ -25,3 +25,15 @@ def status_text(snap: Snapshot) -> str:
     else:
         lines.append("No step is overdue.")
     return "\n".join(lines)
+
+
+def incident_menu_text(snap: Snapshot) -> str:
+    """`/rollback` alone in an incident channel: where the incident stands and what can be done from here."""
+    return status_text(snap) + (
+        "\n\n*In this incident:*\n"
+        "• `/rollback status` — where it stands\n"
+        "• `/rollback note <text>` — add a note to the timeline\n"
+        "• `/rollback timeline` — the timeline, only to you (`/rollback timeline post` shows it to the channel)\n"
+        "• `/rollback contacts` — who holds each role, and who to page\n"
+        "• `/rollback role <role> @person` — give someone a role for this incident\n"
+        "• `/rollback resolve` — close the incident when it is over")

@@ -1,4 +1,5 @@
-"""One message per step: title, owner, window, script, and its items as checkboxes (10 options per element)."""
+"""One message per step: title, owner, due time, script, and its items as checkboxes (10 options per element);
+one line once finished."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.engine.snapshot import Snapshot
-from bot.runbook.model import Step, item_id
-from bot.views.common import clock_time, drill_prefix, duration, mentions, minutes, truncate, window
+from bot.runbook.model import Gate, Step, item_id
+from bot.store.models import StepState
+from bot.views.common import clock_time, drill_prefix, duration, escape, mentions, minutes, truncate
 
 MAX_OPTIONS = 10
 STATUS_ICON = {"pending": "⏳", "active": "▶️", "done": "✅", "skipped": "⏭️"}
@@ -40,8 +42,11 @@ def step_blocks(snap: Snapshot, step: Step) -> list[Block]:
     state = snap.steps.get(step.id)
     status = state.status if state else "pending"
     role = snap.runbook.role(step.owner)
+    if state is not None and status in ("done", "skipped") and state.completed_at:
+        return _collapsed(snap, step, state)
     head = (f"{STATUS_ICON.get(status, '')} *Step {step.number}: {step.title}*\n"
-            f"Owner: *{role.title}* ({mentions(snap.holders.get(step.owner, []))}) · window {window(*_w(step))}")
+            f"Owner: *{role.title}* ({mentions(snap.holders.get(step.owner, []))}) · "
+            f"due by {clock_time(snap.due_at(step))}")
     if snap.is_overdue(step):
         head += f"\n:warning: *Overdue by {duration((snap.now - snap.due_at(step)).total_seconds())}*"
     if step.summary:
@@ -60,6 +65,11 @@ def step_blocks(snap: Snapshot, step: Step) -> list[Block]:
                 line += f"\n_{action.title}_"
         if task.note:
             line += f"\n_{task.note}_"
+        done = snap.done_before.get((step.id, task.id))
+        if done:  # running it again would undo part of what it did (traffic back to its first stage)
+            line += f"\n:white_check_mark: {done}: this task is done by that run."
+        for gate in task.gates:
+            line += "\n" + gate_line(snap, gate)
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(line, 3000))))
         options = [(item_id(task.id, i), text) for i, text in enumerate(task.items)]
         for chunk_no, start in enumerate(range(0, len(options), MAX_OPTIONS)):
@@ -78,19 +88,42 @@ def step_blocks(snap: Snapshot, step: Step) -> list[Block]:
         buttons.append(ButtonElement(text="Mark step done", action_id="step_done", value=step.id, style="primary"))
         buttons.append(ButtonElement(text="Skip step…", action_id="step_skip", value=step.id))
         for task in step.tasks:
-            if task.action:
+            if task.action and (step.id, task.id) not in snap.done_before:
                 title = snap.runbook.action(task.action).title
                 buttons.append(ButtonElement(text=truncate(f"Run: {title}", 75), action_id=f"run_action|{task.id}",
                                              value=f"{step.id}|{task.id}|{task.action}"))
     if buttons:
         blocks.append(ActionsBlock(block_id=f"step_actions|{step.id}", elements=buttons[:25]))
-    if state and state.status in ("done", "skipped") and state.completed_at:
-        who = f" by <@{state.completed_by}>" if state.completed_by else ""
-        why = f": {state.reason}" if state.reason else ""
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=truncate(f"{state.status.capitalize()}{who} at {clock_time(state.completed_at)}{why}", 3000))]))
     return blocks
 
 
-def _w(step: Step) -> tuple[float, float]:
-    return step.window.start, step.window.end
+def gate_line(snap: Snapshot, gate: Gate) -> str:
+    """Whether the metrics measure an item or a person must: never silently neither."""
+    action = snap.runbook.action(gate.action)
+    if gate.action not in snap.measured:
+        return (f":raised_hand: “{escape(gate.item)}” is a person's call: no Prometheus is configured for Rollbot, so "
+                f"“{action.title}” is not measured. Check it yourself and tick it.")
+    when = "as the phase starts"
+    if gate.start_when is not None:
+        when = (f"after “{snap.runbook.action(gate.start_when.succeeded).title}” succeeds" if gate.start_when.succeeded
+                else "once the rollback is approved")
+    unit = f"{'' if action.unit == '%' else ' '}{action.unit}" if action.unit else ""
+    held = f" for {duration(action.for_seconds)}" if action.for_seconds else ""
+    return (f":chart_with_upwards_trend: “{escape(gate.item)}” is measured from Prometheus {when} ({action.title}: "
+            f"{action.op} {action.threshold:g}{unit}{held}); a pass ticks it, a failure or no data leaves it to you.")
+
+
+def _collapsed(snap: Snapshot, step: Step, state: StepState) -> list[Block]:
+    """A finished step is one line — who, when, how long, late or not — so the live steps stay in view; what
+    ran and its output stay in the message's thread."""
+    assert state.completed_at is not None
+    who = f" by <@{state.completed_by}>" if state.completed_by and state.completed_by.startswith(("U", "W")) else ""
+    took = f", took {duration((state.completed_at - state.started_at).total_seconds())}" if state.started_at else ""
+    late = (state.completed_at - snap.due_at(step)).total_seconds()
+    timing = f"{duration(late)} late" if late > 0 else "on time"
+    why = f" — {escape(state.reason)}" if state.status == "skipped" and state.reason else ""
+    line = (f"{STATUS_ICON.get(state.status, '')} *Step {step.number}: {step.title}* — {state.status}{who} at "
+            f"{clock_time(state.completed_at)} ({timing}{took}){why}")
+    return [SectionBlock(block_id=f"step|{step.id}", text=MarkdownTextObject(text=truncate(line, 3000))),
+            ContextBlock(elements=[MarkdownTextObject(text="Details and run output: this message's thread.")])]
+

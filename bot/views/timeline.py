@@ -8,7 +8,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from bot.store.models import TimelineEvent
-from bot.views.common import duration, truncate
+from bot.views.common import duration, escape, truncate
 
 SECTION_CHARS = 2900
 BLOCKS_PER_MESSAGE = 40
@@ -22,7 +22,7 @@ def event_line(event: TimelineEvent, start: datetime) -> str:
 
 def timeline_pages(events: list[TimelineEvent], start: datetime, title: str) -> list[list[Block]]:
     sections: list[str] = []
-    current = f"*Timeline: {truncate(title, 200)}* ({len(events)} events)"
+    current = f"*Timeline: {escape(truncate(title, 200))}* ({len(events)} events)"
     for event in events:
         line = event_line(event, start)
         if len(current) + len(line) + 1 > SECTION_CHARS:

@@ -121,3 +121,21 @@ async def test_a_shared_client_is_left_open(server: LocalServer) -> None:
     async with httpx.AsyncClient() as client:
         await run_http(HttpSpec("GET", f"{server.url}/ok"), client=client)
         assert not client.is_closed
+
+
+def test_a_filled_url_cannot_be_normalised_out_of_its_path_segment() -> None:
+    """httpx normalises /services/../rollback to /rollback: a value of '.' or '..' is refused when the URL is
+    built, and a value containing slashes or dots stays inside its one segment of the URL httpx sends."""
+    import pytest
+
+    from actions.templates import TemplateError
+
+    template = HttpTemplate("POST", "https://deploy.example.test/services/{svc}/rollback")
+    for dots in ("..", "."):
+        with pytest.raises(TemplateError):
+            template.render({"svc": dots})
+    for sneaky in ("../admin", "..%2F..", "a/../../b", "x?y=1#z"):
+        url = httpx.URL(template.render({"svc": sneaky}).url)
+        assert url.path.startswith("/services/") and url.path.endswith("/rollback"), url
+        assert url.raw_path.count(b"/") == 3, url.raw_path
+        assert not url.query and not url.fragment

@@ -12,6 +12,7 @@ from actions.params import (
     ParamError,
     TemplateError,
     check_argv_template,
+    check_value,
     public_params,
     render_argv,
     resolve_params,
@@ -178,3 +179,21 @@ def test_from_mapping_accepts_the_runbook_schema_dump() -> None:
     )
     assert d.type == "list[int]" and d.choices is None
     assert resolve_params([d], {}, LAUNCH_DIR, NOW) == {"pct": [25, 50]}
+
+
+@pytest.mark.parametrize(("value", "rule"), [("-rf", "option-like"), ("v1\x1b[2J", "control"), ("..", "dot-segment"),
+                                             (".", "dot-segment")])
+def test_a_pattern_adds_to_the_built_in_checks_and_never_lifts_them(value: str, rule: str) -> None:
+    """A runbook pattern that happens to accept anything (.*) still leaves leading dashes, control characters
+    and dot segments refused."""
+    permissive = ParamDef(name="service", pattern=r"(?s).*")
+    with pytest.raises(ParamError) as err:
+        check_value(permissive, value)
+    assert err.value.rule == rule
+
+
+@pytest.mark.parametrize("value", ["..", "."])
+def test_a_dot_segment_is_refused_without_a_pattern_too(value: str) -> None:
+    with pytest.raises(ParamError) as err:
+        check_value(ParamDef(name="service"), value)
+    assert err.value.rule == "dot-segment"

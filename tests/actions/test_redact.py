@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from actions import redact as redact_module
 from actions.redact import MASK, Redactor
 
 
@@ -64,3 +65,46 @@ def test_pem_block_in_a_whole_text_is_redacted() -> None:
 def test_json_like_values_are_redacted_for_storage() -> None:
     value = {"headers": {"x": "Bearer abcdefgh12345678"}, "list": ["xoxb-1-2-3abc", 5]}
     assert Redactor().redact_value(value) == {"headers": {"x": f"Bearer {MASK}"}, "list": [MASK, 5]}
+
+
+# Lines where shapes touch, overlap, change case or sit next to non-ASCII text: the chunk path must treat them
+# exactly as the line-by-line path does.
+TRICKY_LINES = [
+    "progress: step ok token=xoxb-0000-1111 " + "x" * 80,
+    "xoxapp-1-A0123-456 then xapp-1-B0123-456",
+    "akiasiaAKIAIOSFODNN7EXAMPLE and ASIAIOSFODNN7EXAMPLE",
+    "BEARER abcdefgh12345678, basic dXNlcjpwYXNzd29yZA==",
+    "secretoken=abcdefghijklmnopqrstu and key: short",
+    'DB_PASSWORD: "two words" then pwd=\'x y\' then passwd: plain',
+    "https://alice:pa55w0rd@db.internal and ://bob:x@y",
+    "İstanbul token=abcdefghijklmnopqrst",  # İ lower-cases to two characters: the slow path
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789 rk_live_abcdefgh1234",
+    "a plain line with nothing to hide",
+    "",
+    'password="unterminated quote',
+    "next line after it",
+]
+
+
+def test_a_chunk_of_lines_is_redacted_exactly_as_line_by_line() -> None:
+    redactor = Redactor(["plain-looking-value"])
+    lines = [*TRICKY_LINES, "uses plain-looking-value here"] * 3
+    one_by_one = redactor.stream()
+    assert redactor.stream().lines(lines) == [one_by_one(line) for line in lines]
+    assert all("abcdefghijklmnopqrst" not in line and "pa55w0rd" not in line
+               for line in redactor.stream().lines(lines))
+
+
+def test_the_candidate_scan_finds_the_same_shapes_as_the_full_pattern() -> None:
+    text = "\n".join(TRICKY_LINES)
+    assert redact_module._redact_shapes(text) == redact_module._SHAPES.sub(redact_module._mask_shape, text)
+    ascii_text = "\n".join(line for line in TRICKY_LINES if line.isascii())
+    assert redact_module._redact_shapes(ascii_text) == redact_module._SHAPES.sub(redact_module._mask_shape,
+                                                                                 ascii_text)
+
+
+def test_a_pem_block_inside_a_chunk_is_masked_line_by_line() -> None:
+    lines = ["before", "-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkq", "-----END PRIVATE KEY-----", "after"]
+    stream = Redactor().stream()
+    assert stream.lines(lines[:3]) == ["before", MASK, MASK]
+    assert stream.lines(lines[3:]) == [MASK, "after"]  # the block state carries over to the next chunk

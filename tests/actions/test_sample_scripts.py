@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import time
+from pathlib import Path
 
 import pytest
 
@@ -115,11 +115,22 @@ async def test_the_traffic_script_accepts_a_single_percentage() -> None:
     assert result.ok and "Routing 50% of traffic" in result.output and "traffic at 50%" in result.output
 
 
-async def test_scripts_take_a_few_seconds_at_normal_speed_and_speed_divides_it() -> None:
-    """Measured on the quickest script: about 2.7 s at speed 1, so speed 10 must take well under a second."""
+async def test_scripts_pause_a_few_seconds_at_normal_speed_and_speed_divides_every_pause(tmp_path: Path) -> None:
+    """The pauses the quickest script asks for, read from a `sleep` of the test's own on PATH (so nothing here
+    depends on how fast the machine is): a few seconds at speed 1, a tenth of that at speed 10."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "sleep").write_text('#!/bin/sh\necho "$1" >> "$(dirname "$0")/pauses"\n')
+    (shim / "sleep").chmod(0o755)
     path = str(SCRIPTS_DIR / "quick-health-check.sh")
-    started = time.monotonic()
-    result = await run_shell(ShellSpec((path,), env={"ROLLBOT_SCRIPT_SPEED": "10"}))
-    elapsed = time.monotonic() - started
-    assert result.ok
-    assert 0.2 < elapsed < 1.5
+
+    async def pauses(speed: str) -> float:
+        (shim / "pauses").unlink(missing_ok=True)
+        result = await run_shell(ShellSpec((path,), env={"ROLLBOT_SCRIPT_SPEED": speed,
+                                                         "PATH": f"{shim}:{os.environ['PATH']}"}))
+        assert result.ok, result.output
+        return sum(float(x) for x in (shim / "pauses").read_text().split())
+
+    normal, fast = await pauses("1"), await pauses("10")
+    assert 2 <= normal <= 5, normal
+    assert fast == pytest.approx(normal / 10, abs=0.01)

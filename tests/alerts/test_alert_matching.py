@@ -110,14 +110,24 @@ def test_rules_apply_in_order_alertname_before_labels_before_metric() -> None:
 # --- thresholds ------------------------------------------------------------------------------------------------
 
 
-def test_value_below_threshold_is_refused_with_the_condition_in_words() -> None:
-    no = refused(match_trigger(alert("PaymentFailureRateHigh", value=0.8), TRIGGERS))
-    assert no.reason == "value 0.8 does not meet payment_failure_rate > 2"
+def test_value_below_threshold_of_a_listed_alert_name_still_matches_and_says_it_is_below() -> None:
+    m = matched(match_trigger(alert("PaymentFailureRateHigh", value=0.8), TRIGGERS))
+    assert (m.trigger_id, m.below) == ("payment_failure", True)
+    assert m.note is not None and m.note.startswith("value 0.8 does not meet payment_failure_rate > 2")
+    assert "opened anyway, because the runbook names this alert" in m.note
 
 
-def test_explicit_trigger_label_still_checks_the_value() -> None:
+def test_explicit_trigger_label_opens_even_below_the_value() -> None:
     a = alert("X", value=2.0, labels={"rollbot_trigger": "payment_failure"})
-    assert refused(match_trigger(a, TRIGGERS)).reason == "value 2 does not meet payment_failure_rate > 2"
+    m = matched(match_trigger(a, TRIGGERS))
+    assert (m.trigger_id, m.rule, m.below) == ("payment_failure", "rollbot_trigger", True)
+    assert "value 2 does not meet payment_failure_rate > 2" in m.reason
+
+
+def test_value_below_every_condition_found_by_metric_is_refused_not_unmatched() -> None:
+    no = refused(match_trigger(alert("ErrorRate", value=0.3, labels={"metric": "error_rate"}), TRIGGERS))
+    assert no.outcome == "refused"
+    assert refused(match_trigger(alert("Nothing"), TRIGGERS)).outcome == "unmatched"
 
 
 @pytest.mark.parametrize(("value", "trigger_id", "level"), [(1.7, "high_error_rate", "urgent"),
@@ -193,9 +203,10 @@ def test_default_runbook_payment_trigger_matches_an_alertmanager_payment_alert(d
     assert payment.condition is not None and payment.condition.metric == "payment_failure_rate"
     assert m.level == payment.level == "immediate"  # the seed: payment failure > 2% is an immediate trigger
     assert m.scenario == payment.scenario is not None
-    # the same alert under the threshold is refused, saying why
-    no = refused(match_trigger(replace(a, value=0.8), default_runbook.triggers))
-    assert no.reason == "value 0.8 does not meet payment_failure_rate > 2"
+    # the same alert under the threshold still opens (the runbook names it), saying the value is below
+    below = matched(match_trigger(replace(a, value=0.8), default_runbook.triggers))
+    assert below.below and below.note is not None
+    assert below.note.startswith("value 0.8% does not meet payment_failure_rate > 2%")
 
 
 def test_default_runbook_refuses_the_cpu_temperature_fixture(default_runbook: Runbook) -> None:

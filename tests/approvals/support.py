@@ -17,7 +17,7 @@ class EventLog:
     def __init__(self, h: Harness, *names: str) -> None:
         self.seen: list[tuple[str, dict[str, Any]]] = []
         for name in names:
-            h.bot.svc.events.on(name, self._listener(name))
+            h.bot.svc.events.on(name, self._listener(name), name="test.event_log")
 
     def _listener(self, name: str) -> Any:
         async def record(**kwargs: Any) -> None:

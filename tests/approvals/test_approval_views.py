@@ -65,11 +65,23 @@ def test_decided_rollback_decision_has_no_buttons(status: str) -> None:
     assert f"Rollback {status}" in str(blocks) and status in approval_text(view)
 
 
-def test_overdue_rollback_decision_offers_re_open_and_level_change_only() -> None:
-    blocks = [b.to_dict() for b in approval_blocks(rollback_view("expired", now=T0 + timedelta(minutes=6)))]
+def test_overdue_rollback_decision_turns_red_says_how_late_and_keeps_approve_and_decline_live() -> None:
+    view = rollback_view("pending", now=T0 + timedelta(minutes=7, seconds=30))  # due at 09:05
+    blocks = [b.to_dict() for b in approval_blocks(view)]
     assert schema_errors(blocks) == []
-    assert elements(blocks) == [REOPEN, CHANGE_LEVEL]
-    assert "Overdue" in str(blocks)
+    assert elements(blocks) == [APPROVE, DECLINE, CHANGE_LEVEL], "a deadline never takes the vote away"
+    assert REOPEN not in elements(blocks)
+    shown = str(blocks)
+    assert "🔴" in shown and "OVERDUE" in shown
+    assert "Overdue by 2m30s" in shown
+    assert "09:05" in shown and "still counts" in shown
+    assert approval_text(view).endswith("OVERDUE, needs Technical Lead + DevOps Lead")
+
+
+def test_a_decision_before_its_deadline_shows_time_left_not_overdue() -> None:
+    blocks = [b.to_dict() for b in approval_blocks(rollback_view("pending"))]
+    assert "OVERDUE" not in str(blocks) and "4m00s left" in str(blocks)
+    assert "🔴" not in str(blocks)
 
 
 def test_action_approval_asks_for_the_typed_phrase_until_it_is_typed() -> None:

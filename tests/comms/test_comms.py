@@ -29,7 +29,9 @@ def _thread(h: Harness, incident: Incident) -> list[dict[str, Any]]:
 
 
 def _draft_message(h: Harness, incident: Incident, title: str) -> dict[str, Any]:
-    return next(r for r in _thread(h, incident) if f"Comms draft · {title}" in r["text"])
+    """A draft is its own message in the channel (where its approver looks), not a reply in the header's thread."""
+    assert not any(f"Comms draft · {title}" in r["text"] for r in _thread(h, incident))
+    return next(m for m in h.messages(incident.channel_id or "") if f"Comms draft · {title}" in m["text"])
 
 
 async def _events(h: Harness, incident: Incident) -> list[TimelineEvent]:
@@ -99,9 +101,26 @@ async def test_only_the_product_manager_approves_a_draft_then_it_is_sent(tmp_pat
         await h.click("U700PM01", incident.channel_id or "", draft["ts"], text="Mark as sent")
         sent = _draft_message(h, incident, title)
         assert "(sent)" in sent["text"] and "Next update in 15 minutes" in str(sent["blocks"])
+        dms = [m["text"] for c in h.state()["dms"] if c["user"] == "U700PM01"
+               for m in c["messages"]]
+        assert sum(title in t and "waits for your approval" in t for t in dms) == 1, dms  # told once, by DM
         kinds = [(e.kind, e.actor) for e in await _events(h, incident)]
         assert ("comms_edited", "U700PM01") in kinds and ("comms_approved", "U700PM01") in kinds
         assert ("comms_sent", "U700PM01") in kinds
+
+
+async def test_an_approver_who_sends_it_themselves_approves_and_marks_it_sent_in_one_click(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        incident = await _open(h)
+        title = next(t.title for t in h.bot.svc.runbook.communications if t.when == "declared")
+        draft = _draft_message(h, incident, title)
+        await h.click("U100TL01", incident.channel_id or "", draft["ts"], text="Approve and I'll send it")
+        assert "Only the Product Manager" in h.sb.ws.ephemerals["U100TL01"][-1]["text"]  # still the approver's call
+        await h.click("U700PM01", incident.channel_id or "", draft["ts"], text="Approve and I'll send it")
+        sent = _draft_message(h, incident, title)
+        assert "(sent)" in sent["text"] and not [b for b in sent["blocks"] if b["type"] == "actions"]
+        kinds = [(e.kind, e.actor) for e in await _events(h, incident)]
+        assert ("comms_approved", "U700PM01") in kinds and ("comms_sent", "U700PM01") in kinds
 
 
 async def test_an_approved_status_page_update_is_posted_to_statuspage(tmp_path: Path) -> None:
@@ -135,9 +154,27 @@ async def test_timeline_and_notes(tmp_path: Path) -> None:
         assert reply["body"]["text"] == "Added to the incident timeline."
         await h.sb.command("U100TL01", incident.channel_id or "", "/rollback", "timeline")
         await h.settle()
-        posted = [m for m in h.messages(incident.channel_id or "") if m["text"] == "Incident timeline"]
-        text = str(posted[0]["blocks"])
+        assert not [m for m in h.messages(incident.channel_id or "") if m["text"] == "Incident timeline"], \
+            "the timeline answers privately unless asked to post"
+        private = [e for e in h.state()["ephemerals"].get("U100TL01", []) if e["text"] == "Incident timeline"]
+        text = str(private[0]["blocks"])
         assert "cache flushed by hand" in text and "Incident declared" in text and "<@U100TL01>" in text
+        await h.sb.command("U100TL01", incident.channel_id or "", "/rollback", "timeline post")
+        await h.settle()
+        posted = [m for m in h.messages(incident.channel_id or "") if m["text"] == "Incident timeline"]
+        assert posted and "cache flushed by hand" in str(posted[0]["blocks"])
+
+
+async def test_rollback_alone_in_an_incident_channel_opens_that_incidents_menu_not_a_new_incident(
+        tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        incident = await _open(h)
+        reply = await h.sb.command("U100TL01", incident.channel_id or "", "/rollback", "")
+        await h.settle()
+        text = reply["body"]["text"]
+        assert incident.id in text and "/rollback resolve" in text and "/rollback note" in text
+        assert h.state()["views"].get("U100TL01", []) == [], "no form for a new incident"
+        assert len(await h.bot.incidents.open_incidents()) == 1
 
 
 async def test_resolve_needs_a_lead_and_validation_or_an_override(tmp_path: Path) -> None:
@@ -166,10 +203,12 @@ async def test_a_complete_incident_resolves_with_its_metrics_report_and_follow_u
         files = h.state()["files"]
         assert len(files) == 1
         report = h.sb.file_content(files[0]["id"]).decode()
-        for event in await _events(h, incident):
-            if event.kind != "report_written":
-                assert event.text in report, event.text
-        assert "## Metrics against targets" in report and f"{round(rollback_minutes, 1):g} min" in report
+        kinds = {e.kind for e in await _events(h, incident)}
+        for heading in ("## Timeline", "## Communications", "## Follow-ups", "## Timings against targets"):
+            assert heading in report
+        assert {"declared", "decided", "resolved"} <= kinds
+        assert "Incident declared" in report and "Incident resolved" in report
+        assert "## Success metrics" in report and f"{round(rollback_minutes, 1):g} min" in report
         # Follow-ups: the one-hour one fires on the injected clock, once.
         await h.advance(61 * 60)
         await h.advance(60)

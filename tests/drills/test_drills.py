@@ -7,11 +7,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.engine import timeline
 from bot.engine.procedure import procedure_for
 from bot.engine.scorecard import score
 from bot.store.models import Incident, StepState
-from tests.support.harness import harness
+from tests.support.harness import Harness, harness
 
 
 async def test_rollback_drill_opens_a_drill_channel_with_every_message_marked(tmp_path: Path) -> None:
@@ -82,3 +84,74 @@ def test_scorecard_marks_late_skipped_and_on_time_steps() -> None:
     assert card.steps[1].late_min == 4 and not card.decision_on_time and card.decision_deadline_min == 5
     assert card.phases[0].done_at_min == 9 and not card.phases[0].on_time
     assert card.objectives == runbook.drills[0].items and card.total_min == 40
+
+
+async def _ran(h: Harness, incident_id: str, action_id: str) -> bool:
+    """Started by itself already (the snapshot on approval, the configuration backup after it)."""
+    from sqlmodel import select
+
+    from bot.store.models import Execution
+
+    async with h.bot.db.session() as session:
+        return (await session.exec(select(Execution).where(Execution.incident_id == incident_id,
+                                                           Execution.action_id == action_id))).first() is not None
+
+
+async def test_a_whole_drill_with_statuspage_and_an_http_check_configured_sends_them_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Statuspage and the traffic restore's HTTP health check both point at a local server that records every
+    request. A drill goes from declaration through the approved status-page draft, the rollback decision and every
+    action of its procedure (the traffic restore and its checks included): the server sees zero requests, and the
+    timeline says what was kept inside."""
+    from aiohttp import web
+    from sqlmodel import select
+
+    from bot.store.models import CommsDraft, Execution, TimelineEvent
+    from bot.views.comms import text_version
+    from bot.webserver import start_site
+
+    received: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        received.append(f"{request.method} {request.path}")
+        return web.json_response({"id": "sp1", "status": "ok"}, status=201)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner, port = await start_site(app)
+    monkeypatch.setenv("ROLLBOT_CHECK_URL_TRAFFIC_HEALTH_CHECK", f"http://127.0.0.1:{port}/health")
+    try:
+        async with harness(tmp_path, STATUSPAGE_API_KEY="sp-key", STATUSPAGE_PAGE_ID="page1",
+                           STATUSPAGE_API_URL=f"http://127.0.0.1:{port}/v1/") as h:
+            await h.command("U100TL01", "drill payment")
+            incident = await h.only_incident()
+            assert incident.is_drill
+            async with h.bot.db.session() as session:
+                draft = (await session.exec(select(CommsDraft).where(
+                    CommsDraft.template_id == "status_page_update"))).one()
+            await h.bot.comms.approve(draft.id or 0, "U700PM01", text_version(draft.text))
+            request = await h.bot.approvals.rollback_request(incident.id)
+            assert request is not None
+            await h.bot.approvals.vote(request.id, "U100TL01", "approve")
+            await h.settle()
+            await h.bot.executions.idle()  # the snapshot the approval started: the rollback runs only after it
+            procedure = procedure_for(h.bot.svc.runbook, incident.scenario_id)
+            for step in procedure.steps():
+                for task in step.tasks:
+                    if task.action and not await _ran(h, incident.id, task.action):
+                        await h.bot.executions.request(incident.id, step.id, task.id, task.action, "U100TL01",
+                                                       auto=True)
+            await h.bot.executions.idle()
+            await h.settle()
+            async with h.bot.db.session() as session:
+                runs = (await session.exec(select(Execution).where(Execution.incident_id == incident.id))).all()
+                kept = (await session.exec(select(TimelineEvent).where(
+                    TimelineEvent.kind == "drill_kept_inside"))).all()
+                approved = await session.get(CommsDraft, draft.id)
+            assert approved is not None and approved.status == "approved"
+            assert any(r.action_id == "gradual_traffic_restore" for r in runs), [r.action_id for r in runs]
+            assert all(r.dry_run for r in runs)
+            assert [k.data["integration"] for k in kept] == ["statuspage"]
+            assert received == [], received
+    finally:
+        await runner.cleanup()

@@ -46,7 +46,9 @@ def test_injected_versions_are_refused_naming_the_parameter(version: str) -> Non
     for source in ({"typed": {"version": version}}, {"incident_version": version}):
         with pytest.raises(ActionInputError) as caught:
             prepare(RUNBOOK.action("rollback_application"), BASE, NOW, **source)  # type: ignore[arg-type]
-        assert caught.value.param == "version" and "pattern" in str(caught.value)
+        # Named in plain words (the label and what was wrong), never with the regex
+        assert caught.value.param == "version" and str(caught.value).startswith("Version: ")
+        assert "expected form" in str(caught.value) and "^" not in str(caught.value)
 
 
 def test_unknown_parameters_are_refused() -> None:

@@ -58,7 +58,7 @@ def _buttons(blocks: list[dict[str, Any]]) -> list[str]:
 def test_running_shows_who_what_parameters_elapsed_and_last_lines_with_cancel() -> None:
     text, blocks = _render(_ex("running"), last_lines=("deploying v2.3.1", "pods 3/5 ready"), elapsed_s=75)
     shown = str(blocks)
-    assert "<@U200DO01>" in shown and "version=v2.3.1" in shown and "1m15s" in shown and "pods 3/5 ready" in shown
+    assert "<@U200DO01>" in shown and "Version `v2.3.1`" in shown and "1m15s" in shown and "pods 3/5 ready" in shown
     assert "./launch/scripts/rollback-application.sh --version v2.3.1" in shown
     assert _buttons(blocks) == [CANCEL]
     assert "running" in text

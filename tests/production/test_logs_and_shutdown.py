@@ -28,6 +28,20 @@ def test_a_log_line_is_json_with_the_incident_id_and_no_secret() -> None:
     assert token not in line and "s3cr3t-signing-value" not in line and "[REDACTED]" in entry["message"]
 
 
+def test_database_and_redis_passwords_are_masked_in_logs() -> None:
+    """A driver error that quotes the connection URL does not leak DATABASE_URL's or REDIS_URL's password."""
+    from bot.config import load_settings
+
+    settings = load_settings({"DATABASE_URL": "postgresql://rollbot:pg%2Fpass-9f3k@db.internal:5432/rollbot",
+                              "REDIS_URL": "redis://:r3dis-pw-77aa@cache.internal:6379/0"})
+    formatter = JsonFormatter(settings.secret_values())
+    record = logging.LogRecord("bot.test", logging.ERROR, __file__, 1, "cannot connect to %s nor %s (password %s)",
+                               (settings.database_url, settings.redis_url, "pg/pass-9f3k"), None)
+    line = formatter.format(record)
+    assert "pg%2Fpass-9f3k" not in line and "pg/pass-9f3k" not in line and "r3dis-pw-77aa" not in line
+    assert "db.internal" in line and "[REDACTED]" in line, "only the passwords go"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

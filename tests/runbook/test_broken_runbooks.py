@@ -218,6 +218,32 @@ def alertname_under_two_triggers(d: Data) -> tuple[str, str]:
     return f"triggers[{t}].match.alertnames[{n}]", "alert 'highErrorRate' already maps to 'high_error_rate'"
 
 
+def gate_naming_an_item_the_task_lacks(d: Data) -> tuple[str, str]:
+    p, s = step_at(d, "system_validation")
+    t = next(i for i, task in enumerate(d["phases"][p]["steps"][s]["tasks"]) if task.get("gates"))
+    d["phases"][p]["steps"][s]["tasks"][t]["gates"][0]["item"] = "API response times under 200ms"
+    return f"phases[{p}].steps[{s}].tasks[{t}]", "is not one of this task's items"
+
+
+def gate_naming_a_shell_action(d: Data) -> tuple[str, str]:
+    p, s = step_at(d, "system_validation")
+    t = next(i for i, task in enumerate(d["phases"][p]["steps"][s]["tasks"]) if task.get("gates"))
+    d["phases"][p]["steps"][s]["tasks"][t]["gates"][0]["action"] = "quick_health_check"
+    return f"phases[{p}].steps[{s}].tasks[{t}].gates[0].action", "kind shell, not prometheus"
+
+
+def stage_gate_naming_an_http_check(d: Data) -> tuple[str, str]:
+    a = at(d["actions"], "gradual_traffic_restore")
+    d["actions"][a]["stage_gates"] = ["traffic_health_check"]
+    return f"actions[{a}].stage_gates[0]", "kind check, not prometheus"
+
+
+def threshold_unit_the_query_unit_cannot_become(d: Data) -> tuple[str, str]:
+    a = at(d["actions"], "error_rate_check")
+    d["actions"][a]["query_unit"] = "s"
+    return f"actions[{a}]", "query_unit 's' cannot be converted to the unit '%'"
+
+
 MUTATIONS: list[Mutation] = [
     unknown_top_level_key, unknown_nested_key, step_owned_by_undefined_role, scenario_naming_undefined_action,
     window_ends_before_it_starts, step_window_outside_its_phase, duplicate_step_id, broken_jinja_template,
@@ -226,7 +252,8 @@ MUTATIONS: list[Mutation] = [
     check_naming_a_shell_action, escalation_rung_undefined_role, two_phases_replaced_by_scenario,
     step_numbers_going_backwards, destructive_action_without_confirmation, wrong_type, missing_required_key,
     default_not_matching_pattern, scenario_steps_longer_than_its_time, drill_naming_undefined_participant,
-    no_decision_step, script_escaping_scripts_dir, alertname_under_two_triggers,
+    no_decision_step, script_escaping_scripts_dir, alertname_under_two_triggers, gate_naming_an_item_the_task_lacks,
+    gate_naming_a_shell_action, stage_gate_naming_an_http_check, threshold_unit_the_query_unit_cannot_become,
 ]
 
 

@@ -21,7 +21,7 @@ def test_validate_default_prints_a_summary_and_exits_0(capsys: pytest.CaptureFix
     out = capsys.readouterr()
     assert out.err == ""
     assert out.out == ("ok: bookedbarber_v2: 5 phases, 10 steps, 108 checklist items, 15 triggers, 4 scenarios, "
-                       "14 actions, 21 validation items, 4 escalation rungs\n")
+                       "19 actions, 21 validation items, 4 escalation rungs\n")
 
 
 def test_validate_given_path_is_the_same_as_default(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +52,11 @@ def test_show_prints_the_whole_procedure(capsys: pytest.CaptureFixture[str]) -> 
     assert "./launch/scripts/rollback-application.sh --version {version} --confirm-rollback --preserve-data" in text
     assert "Quarterly Rollback Drills: Every 3 months (cron 0 10 1 */3 *)" in text
     assert "Rollback Time: <30 minutes from decision to completion" in text
+    # Metric gates: the query in the runbook's own units, and which items it measures.
+    assert "$ PromQL histogram_quantile(0.95, sum by (le) (rate({latency_histogram}_bucket[5m]))) < 200 ms for 300s" in text
+    assert "[ ] API response times <200ms\n             measured by API p95 latency under 200 ms, when a Prometheus " \
+           "is configured" in text
+    assert "each followed by traffic_health_check, error_rate_check" in text
 
 
 def test_show_of_a_broken_runbook_exits_1_with_the_problem(capsys: pytest.CaptureFixture[str]) -> None:

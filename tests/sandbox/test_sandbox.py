@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.signing import sign
 from bot.webserver import start_site
@@ -37,7 +38,7 @@ class Clock:
 
 @pytest.fixture
 async def sb() -> AsyncIterator[SandboxServer]:
-    server = SandboxServer(limits=False)
+    server = SandboxServer(limits=False, scopes=every_scope())  # the test apps here are not Rollbot
     await server.start()
     yield server
     await server.stop()
@@ -118,6 +119,30 @@ async def test_each_error_code_comes_from_the_call_that_should_produce_it(sb: Sa
     await c.conversations_archive(channel=cid)
     assert await error_of(c.chat_postMessage(channel=cid, text="x")) == "is_archived"
     assert posted["message"]["text"] == "hello"
+
+
+async def test_bookmarks_answer_with_slacks_bookmark_object_and_errors(sb: SandboxServer) -> None:
+    c = client(sb)
+    cid = (await c.conversations_create(name="inc-marks"))["channel"]["id"]
+    added = (await c.bookmarks_add(channel_id=cid, title="Alert source", type="link",
+                                   link="http://prometheus:9090/graph"))["bookmark"]
+    assert added["id"].startswith("Bk") and added["channel_id"] == cid and added["type"] == "link"
+    assert {"rank", "date_created", "date_updated", "last_updated_by_user_id", "emoji"} <= set(added)
+    edited = (await c.bookmarks_edit(channel_id=cid, bookmark_id=added["id"], link="https://status.example.com",
+                                     title="Status page"))["bookmark"]
+    assert (edited["id"], edited["title"], edited["link"]) == (added["id"], "Status page", "https://status.example.com")
+    expectations = {
+        "invalid_bookmark_type": c.bookmarks_add(channel_id=cid, title="x", type="message", link="https://a.b"),
+        "invalid_link": c.bookmarks_add(channel_id=cid, title="x", type="link", link="ftp://a.b"),
+        "invalid_arguments": c.bookmarks_add(channel_id=cid, title="", type="link", link="https://a.b"),
+        "not_found": c.bookmarks_edit(channel_id=cid, bookmark_id="Bk_NOPE", title="x"),
+        "channel_not_found": c.bookmarks_add(channel_id="C_NOPE", title="x", type="link", link="https://a.b"),
+        "not_in_channel": c.bookmarks_add(channel_id="C0GENERAL", title="x", type="link", link="https://a.b"),
+    }
+    for code, call in expectations.items():
+        assert await error_of(call) == code, code
+    [mark] = sb.ws.channels[cid].bookmarks
+    assert mark["title"] == "Status page"
 
 
 async def test_block_kit_limits_are_enforced_with_the_problem_named(sb: SandboxServer) -> None:
@@ -395,3 +420,26 @@ async def test_socket_mode_delivers_envelopes_and_matches_acks(sb: SandboxServer
         assert clicks == ["U100TL01"]
     finally:
         await handler.close_async()
+
+
+async def test_message_metadata_is_kept_and_returned_only_with_include_all_metadata(sb: SandboxServer) -> None:
+    """As Slack: chat.postMessage keeps `metadata`; conversations.history and .replies return it only when asked
+    (include_all_metadata), and only in a channel the bot is in (a public channel it posts to from outside, with
+    chat:write.public, is not_in_channel); metadata without event_type / event_payload is invalid_metadata_format."""
+    web_client = client(sb)
+    channel = (await web_client.conversations_create(name="metadata-test"))["channel"]["id"]
+    meta = {"event_type": "rollbot_message", "event_payload": {"key": "inc-1:header"}}
+    root = await web_client.chat_postMessage(channel=channel, text="root", metadata=meta)
+    await web_client.chat_postMessage(channel=channel, text="reply", thread_ts=root["ts"],
+                                      metadata={**meta, "event_payload": {"key": "inc-1:reply"}})
+    plain = await web_client.conversations_history(channel=channel)
+    assert all("metadata" not in m for m in plain["messages"])
+    full = await web_client.conversations_history(channel=channel, include_all_metadata=True)
+    assert next(m for m in full["messages"] if m["ts"] == root["ts"])["metadata"] == meta
+    thread = await web_client.conversations_replies(channel=channel, ts=root["ts"], include_all_metadata=True)
+    assert [m["metadata"]["event_payload"]["key"] for m in thread["messages"]] == ["inc-1:header", "inc-1:reply"]
+    outside = await web_client.chat_postMessage(channel="C0GENERAL", text="from outside")
+    assert await error_of(web_client.conversations_history(channel="C0GENERAL")) == "not_in_channel"
+    assert await error_of(web_client.conversations_replies(channel="C0GENERAL", ts=outside["ts"])) == "not_in_channel"
+    assert await error_of(web_client.chat_postMessage(channel=channel, text="x",
+                                                      metadata={"event_type": "x"})) == "invalid_metadata_format"

@@ -94,6 +94,67 @@ async def test_each_due_timer_fires_exactly_once_across_two_processes(db: Databa
     assert statuses == {"fired"}
 
 
+async def test_a_failing_timer_handler_is_retried_with_backoff_not_marked_fired(db: Database) -> None:
+    """A handler that raises (Slack down, a network timeout) leaves its timer pending for a later attempt; it
+    fires once the handler succeeds, and is marked failed (and counted) only after the last attempt."""
+    from bot.metrics import Metrics
+
+    clock = FakeClock(T0)
+    async with db.session() as session:
+        await timers.schedule(session, key="flaky", kind="flaky", due_at=T0)
+        await timers.schedule(session, key="broken", kind="broken", due_at=T0)
+    calls = {"flaky": 0, "broken": 0}
+
+    async def flaky(timer: Timer) -> None:
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise TimeoutError("Slack did not answer")
+
+    async def broken(timer: Timer) -> None:
+        calls["broken"] += 1
+        raise RuntimeError("always")
+
+    service = TimerService(db, clock, "r")
+    service.metrics = Metrics()
+    service.on("flaky", flaky)
+    service.on("broken", broken)
+    assert await service.tick() == 0, "both failed on their first attempt"
+    assert await service.tick() == 0 and calls == {"flaky": 1, "broken": 1}, "not again before the backoff"
+    for _ in range(12):
+        clock.advance(timers.BACKOFF_CAP_S)
+        await service.tick()
+    assert calls["flaky"] == 3 and calls["broken"] == timers.MAX_ATTEMPTS
+    async with db.session() as session:
+        rows = {t.key: t for t in (await session.exec(select(Timer))).all()}
+    assert rows["flaky"].status == "fired" and rows["flaky"].attempts == 2
+    assert rows["broken"].status == "failed" and rows["broken"].last_error == "always"
+    metrics = service.metrics.render().decode()
+    assert 'rollbot_timer_failures_total{kind="broken"} 1.0' in metrics
+    assert 'rollbot_timer_retries_total{kind="flaky"} 2.0' in metrics
+
+
+async def test_a_large_due_backlog_is_claimed_in_small_chunks(db: Database) -> None:
+    """A backlog of due timers is claimed a batch at a time, never more than there are free handler slots, so no
+    claim waits unworked while hundreds of handlers run (a claim that outlasts STALE_CLAIM would be taken again
+    elsewhere)."""
+    clock = FakeClock(T0)
+    total = timers.CHUNK * 3 + 5
+    async with db.session() as session:
+        for i in range(total):
+            await timers.schedule(session, key=f"b{i}", kind="probe", due_at=T0)
+    claimed_at_fire: list[int] = []
+    service = TimerService(db, clock, "r")
+
+    async def handler(timer: Timer) -> None:
+        async with db.session() as session:
+            claimed = (await session.exec(select(Timer).where(Timer.status == "claimed"))).all()
+        claimed_at_fire.append(len(claimed))
+
+    service.on("probe", handler)
+    assert await service.tick() == total
+    assert max(claimed_at_fire) <= service.parallel < total, "never more claimed at once than run side by side"
+
+
 async def test_cancelled_timers_never_fire(db: Database) -> None:
     clock = FakeClock(T0)
     async with db.session() as session:

@@ -49,6 +49,15 @@ class Harness:
         await self.settle()
         return fired
 
+    async def quiet(self) -> None:
+        """Until the bot has nothing left to do at the current time: its background work, the actions running
+        (real processes, on wall time) and the timers due now, including those that work made due."""
+        while True:
+            await self.bot.executions.idle()
+            await self.settle()
+            if not await self.advance(0) and not self.bot.executions.running_here():
+                return
+
     def state(self) -> dict[str, Any]:
         return self.sb.state()
 
@@ -72,7 +81,10 @@ class Harness:
 
 @asynccontextmanager
 async def harness(tmp_path: Path, backend: str = "sqlite", *, limits: bool = False,
-                  sandbox_kwargs: dict[str, Any] | None = None, **env: str) -> AsyncIterator[Harness]:
+                  sandbox_kwargs: dict[str, Any] | None = None, transport: str = "http",
+                  **env: str) -> AsyncIterator[Harness]:
+    """`transport`: "http" (Slack POSTs to /slack/events) or "socket_mode" (the bot connects to the sandbox over a
+    WebSocket with its app-level token, and every delivery goes over it)."""
     sb = SandboxServer(limits=limits, **(sandbox_kwargs or {}))
     await sb.start(port=0)
     runner: web.AppRunner | None = None
@@ -81,6 +93,12 @@ async def harness(tmp_path: Path, backend: str = "sqlite", *, limits: bool = Fal
             settings = load_settings({
                 "SLACK_BOT_TOKEN": sb.bot_token, "SLACK_SIGNING_SECRET": sb.signing_secret,
                 "SLACK_API_URL": sb.api_url, "DATABASE_URL": url, "ROLLBOT_ALERT_TOKEN": "test-alert-token",
+                # Header re-renders unspaced: tests move a fake clock, and the spacing itself is proven with one
+                # (tests/slack/test_call_queue.py).
+                "ROLLBOT_SLACK_REFRESH_SECONDS": "0",
+                # The bot's own pacing at Slack's tiers runs on wall time, which a fake-clock test would only sit
+                # out; it is on where the sandbox enforces the same tiers (`limits`), so pacing is what is tested.
+                "ROLLBOT_SLACK_RATE_SCALE": "1" if limits else "0",
                 **env,
             })
             clock = FakeClock()
@@ -88,14 +106,25 @@ async def harness(tmp_path: Path, backend: str = "sqlite", *, limits: bool = Fal
             await bot.start(scheduler=False)
             runner, port = await start_site(bot.web)
             app_url = f"http://127.0.0.1:{port}"
-            sb.app_url = f"{app_url}/slack/events"
+            socket_mode = await connect_socket_mode(bot, sb) if transport == "socket_mode" else None
+            sb.app_url = None if socket_mode else f"{app_url}/slack/events"  # Socket Mode: no silent HTTP fallback
             try:
                 yield Harness(sb=sb, bot=bot, clock=clock, app_url=app_url)
                 await bot.idle()
                 assert_everything_posted_is_valid(sb.state())
             finally:
                 await bot.idle()
+                if socket_mode:
+                    await socket_mode.close_async()
                 await runner.cleanup()
                 await bot.stop()
     finally:
         await sb.stop()
+
+
+async def connect_socket_mode(bot: Rollbot, sb: SandboxServer) -> Any:
+    """The bot's Socket Mode handler connected to the sandbox (apps.connections.open with the app token)."""
+    handler = bot.socket_mode_handler(sb.app_token)
+    await handler.connect_async()
+    await sb.sockets.wait_connected()
+    return handler

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
-from bot.store.models import Incident, ReceivedAlert, SlackMessage, TimelineEvent
+from bot.store.models import Incident, IncidentAlert, ReceivedAlert, SlackMessage, TimelineEvent
 from tests.support.blockkit import schema_errors
 from tests.support.harness import Harness, harness
 
@@ -95,7 +95,8 @@ async def test_alertmanager_payment_alert_opens_an_immediate_incident(tmp_path: 
 
 
 async def test_an_alert_storm_opens_exactly_one_incident(tmp_path: Path) -> None:
-    """500 notifications for one trigger (re-sends, concurrent) open one incident; the rest join its timeline."""
+    """500 notifications for one trigger (re-sends of 7 alerts, concurrent) open one incident; each alert is one
+    timeline line (the opener's, then one per new alert in the group) and the repeats change nothing visible."""
     async with harness(tmp_path) as h:
         connector = aiohttp.TCPConnector(limit=50)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -105,14 +106,17 @@ async def test_an_alert_storm_opens_exactly_one_incident(tmp_path: Path) -> None
                 async with session.post(f"{h.app_url}/alerts/alertmanager", json=alert, headers=AUTH) as r:
                     return r.status
             statuses = await asyncio.gather(*(one(i) for i in range(500)))
-        await h.settle()
+        await h.advance(0)  # the alert_notes timers, due at once, write the batched lines
         assert set(statuses) == {202}
         incident = await h.only_incident()
-        assert await count(h, ReceivedAlert) == 500
+        assert await count(h, ReceivedAlert) == 7, "one stored notification per alert: repeats store nothing"
         async with h.bot.db.session() as session:
-            repeats = (await session.exec(select(func.count()).select_from(TimelineEvent).where(
-                TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "alert_repeat"))).one()
-        assert repeats == 499
+            kinds = [e.kind for e in (await session.exec(select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident.id,
+                col(TimelineEvent.kind).startswith("alert_")))).all()]
+            tracked = (await session.exec(select(func.count()).select_from(IncidentAlert))).one()
+        assert sorted(kinds) == ["alert_added"] * 6 + ["alert_received"]
+        assert tracked == 7
         assert len([c for c in h.state()["channels"] if c["name"].startswith("inc-")]) == 1
 
 
@@ -188,6 +192,7 @@ async def test_bad_commands_get_an_ephemeral_error_with_usage_and_create_nothing
         assert not [c for c in h.state()["channels"] if c["name"].startswith("inc-")]
 
 
+@pytest.mark.slow
 async def test_slack_failing_part_way_loses_nothing_and_posts_nothing_twice(tmp_path: Path) -> None:
     """With a quarter of Slack calls failing (500s and 429s), the incident and its timeline are complete and
     every war-room message is posted exactly once, after retries."""
@@ -211,3 +216,53 @@ async def test_slack_failing_part_way_loses_nothing_and_posts_nothing_twice(tmp_
         assert len(refs) == len(set(refs))
         assert {"declared", "alert_received", "channel_created", "war_room_ready"} <= kinds
         assert len([c for c in h.state()["channels"] if c["name"].startswith("inc-")]) == 1
+
+
+async def test_the_header_refreshes_each_minute_while_the_incident_is_open(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        await h.command("U500OC01", "start payment card payments failing")
+        incident = await h.only_incident()
+        assert incident.channel_id
+
+        def header_text() -> str:
+            header = next(m for m in h.messages(incident.channel_id or "") if "Rollback incident" in m["text"])
+            return json.dumps(header["blocks"])
+
+        assert "0 min of the 30-min RTO" in header_text()
+        await h.advance(60)
+        assert "1 min of the 30-min RTO" in header_text()
+        await h.advance(60)
+        assert "2 min of the 30-min RTO" in header_text(), "with nothing else happening, the clock still moves"
+        async with h.bot.db.session() as session:
+            ticks = (await session.exec(select(func.count()).where(
+                TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "header_tick"))).one()
+        assert ticks == 0, "the refresh is not an event on the timeline"
+
+
+async def test_a_header_render_that_shows_nothing_new_makes_no_edit(tmp_path: Path) -> None:
+    """Re-rendering the header within the minute, nothing changed, sends no chat.update; the next minute (the
+    clock moved) and a change of state each send one."""
+    async with harness(tmp_path) as h:
+        await h.command("U500OC01", "start payment card payments failing")
+        incident = await h.only_incident()
+        await h.settle()
+        async with h.bot.db.session() as session:
+            header = (await session.exec(select(SlackMessage).where(
+                SlackMessage.incident_id == incident.id, SlackMessage.key == "header"))).one()
+
+        def edits() -> int:
+            return sum(1 for c in h.sb.calls if c["method"] == "chat.update" and c["args"].get("ts") == header.ts)
+
+        await h.bot.warroom.refresh(incident.id)  # whatever the room's opening left to show
+        before = edits()
+        for _ in range(3):
+            await h.bot.warroom.refresh(incident.id)
+        assert edits() == before, "the same header is not sent again"
+        await h.advance(60)
+        assert edits() == before + 1, "the minute moved: one edit"
+        decision = next(m for m in h.messages(incident.channel_id or "") if m["text"].startswith("Rollback decision"))
+        await h.click("U100TL01", incident.channel_id or "", decision["ts"], text="Approve rollback")
+        await h.settle()
+        assert edits() > before + 1, "the decision shows"
+        blocks = json.dumps(next(m for m in h.messages(incident.channel_id or "") if m["ts"] == header.ts)["blocks"])
+        assert "Rollback approved" in blocks

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 18:26:37.399311
+Create Date: 2026-12-02 01:54:53.944312
 """
 from collections.abc import Sequence
 
@@ -158,6 +158,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_executions_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_executions_state'), ['state'], unique=False)
 
+    op.create_table('incident_alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('first_seen_at', bot.store.types.UTCDateTime(), nullable=False),
+    sa.Column('changed_at', bot.store.types.UTCDateTime(), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'fingerprint', 'incident_id')
+    )
+    with op.batch_alter_table('incident_alerts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_alerts_incident_id'), ['incident_id'], unique=False)
+
     op.create_table('pages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -186,6 +203,7 @@ def upgrade() -> None:
     sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('note_pending', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -260,6 +278,8 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('fired_at', bot.store.types.UTCDateTime(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -325,6 +345,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_pages_incident_id'))
 
     op.drop_table('pages')
+    with op.batch_alter_table('incident_alerts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incident_alerts_incident_id'))
+
+    op.drop_table('incident_alerts')
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_executions_state'))
         batch_op.drop_index(batch_op.f('ix_executions_incident_id'))

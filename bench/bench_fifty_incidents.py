@@ -1,0 +1,155 @@
+"""Fifty incidents at once: 50 distinct alerts (50 triggers) posted in the same minute to a `rollbot serve`
+process, against the sandbox with Slack's real rate-limit tiers on.
+
+    .venv/bin/python bench/bench_fifty_incidents.py [--incidents 50] [--seconds 200] [--latency-ms 0]
+                                                    [--database-url URL]
+
+Measures how many war rooms are ready (and when the last one was), Slack calls answered 429, timer lateness
+(fired, or still pending past due, at the end), and the bot process's peak RSS. Prints each next to its goal;
+writes bench/results/fifty_incidents.json. Goals: all war rooms ready, 0 429s, timer lateness p99 <= 2 s,
+RSS <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from benchlib import free_port, percentile, report, start_serve
+from sqlmodel import func, select
+
+from bot.runbook.loader import DEFAULT_RUNBOOK
+from bot.sandbox.server import SandboxServer
+from bot.store.db import Database
+from bot.store.models import Incident, TimelineEvent, Timer
+
+GOALS = {"ready": "all", "http_429": 0, "timer_lateness_p99_s": 2.0, "rss_mb": 150.0}
+
+
+def runbook_with_triggers(n: int, out: Path) -> Path:
+    """The default runbook plus `n` triggers, one alert name each, so n alerts open n incidents."""
+    data = yaml.safe_load(DEFAULT_RUNBOOK.read_text())
+    examples = DEFAULT_RUNBOOK.parent.parent / "examples"
+    text = DEFAULT_RUNBOOK.read_text().replace("scripts_dir: ../examples", f"scripts_dir: {examples}")
+    data = yaml.safe_load(text)
+    for i in range(n):
+        data["triggers"].append({"id": f"bench_outage_{i:02d}", "level": "immediate", "title": f"Bench outage {i}",
+                                 "description": "bench", "match": {"alertnames": [f"BenchOutage{i:02d}"]},
+                                 "scenario": "complete_system_failure"})
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def alert(i: int) -> dict[str, Any]:
+    return {
+        "version": "4", "status": "firing", "receiver": "rollbot", "groupKey": f"bench-{i}",
+        "groupLabels": {"alertname": f"BenchOutage{i:02d}"}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093", "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": f"BenchOutage{i:02d}", "service": f"svc{i}"},
+                    "annotations": {"summary": f"service {i} down"}, "startsAt": "2026-01-15T08:58:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": f"bench{i:04d}"}],
+    }
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--incidents", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=200)
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        sb = SandboxServer(limits=True)
+        await sb.start()
+        sb.faults.configure(delay_s=args.latency_ms / 1000)
+        port = free_port()
+        env = os.environ | {
+            "SLACK_BOT_TOKEN": sb.bot_token, "SLACK_SIGNING_SECRET": sb.signing_secret, "SLACK_API_URL": sb.api_url,
+            "DATABASE_URL": db_url, "ROLLBOT_ALERT_TOKEN": "bench", "PORT": str(port),
+            "ROLLBOT_RUNBOOK": str(runbook_with_triggers(args.incidents, Path(tmp) / "runbook.yml")),
+        }
+        process, drain = await start_serve(env)
+        try:
+            sb.app_url = f"http://127.0.0.1:{port}/slack/events"
+            db = Database(db_url)
+            calls_before = len(sb.calls)
+            started = time.time()
+            async with aiohttp.ClientSession() as session:
+                async def post(i: int) -> int:
+                    async with session.post(f"http://127.0.0.1:{port}/alerts/alertmanager", json=alert(i),
+                                            headers={"Authorization": "Bearer bench"}) as response:
+                        return response.status
+                statuses = await asyncio.gather(*(post(i) for i in range(args.incidents)))
+            assert all(s == 202 for s in statuses), statuses
+            peak_rss, ready, all_ready_s = 0.0, 0, None
+            while time.time() - started < args.seconds:
+                peak_rss = max(peak_rss, rss_mb(process.pid))
+                async with db.session() as s:
+                    ready = (await s.exec(select(func.count()).select_from(TimelineEvent).where(
+                        TimelineEvent.kind == "war_room_ready"))).one()
+                if ready >= args.incidents and all_ready_s is None:
+                    all_ready_s = time.time() - started
+                await asyncio.sleep(1)
+            peak_rss = max(peak_rss, rss_mb(process.pid, "VmHWM"))
+            end = datetime.now(UTC)
+            async with db.session() as s:
+                incidents = (await s.exec(select(func.count()).select_from(Incident))).one()
+                timers = (await s.exec(select(Timer))).all()
+            lateness = []
+            for t in timers:
+                due = t.due_at if t.due_at.tzinfo else t.due_at.replace(tzinfo=UTC)
+                if t.status == "fired" and t.fired_at is not None:
+                    fired = t.fired_at if t.fired_at.tzinfo else t.fired_at.replace(tzinfo=UTC)
+                    lateness.append(max(0.0, (fired - due).total_seconds()))
+                elif t.status in ("pending", "claimed") and due < end:
+                    lateness.append((end - due).total_seconds())
+            calls = sb.calls[calls_before:]
+        finally:
+            process.terminate()
+            await process.wait()
+            drain.cancel()
+        await db.dispose()
+        await sb.stop()
+    too_many = sum(1 for c in calls if c["status"] == 429)
+    limited_methods = dict(Counter(c["method"] for c in calls if c["status"] == 429).most_common())
+    summary = {
+        "incidents_posted": args.incidents, "incidents_opened": incidents, "latency_ms": args.latency_ms,
+        "observed_s": args.seconds, "war_rooms_ready": ready,
+        "all_ready_after_s": round(all_ready_s, 1) if all_ready_s is not None else None,
+        "slack_calls": len(calls), "http_429": too_many, "http_429_by_method": limited_methods,
+        "calls_by_method": dict(Counter(c["method"] for c in calls).most_common()),
+        "timers_due": len(lateness),
+        "timer_lateness_p50_s": round(statistics.median(lateness), 2) if lateness else 0.0,
+        "timer_lateness_p99_s": round(percentile(lateness, 0.99), 2) if lateness else 0.0,
+        "timer_lateness_max_s": round(max(lateness), 2) if lateness else 0.0,
+        "peak_rss_mb": round(peak_rss, 1), "database": db_url.split(":", 1)[0], "goals": GOALS,
+    }
+    report("fifty_incidents", summary, [
+        f"war rooms ready: {ready}/{args.incidents} (goal all), last after {summary['all_ready_after_s']} s",
+        f"Slack 429s: {too_many} of {len(calls)} calls (goal 0)",
+        f"timer lateness p99: {summary['timer_lateness_p99_s']} s over {len(lateness)} due timers (goal <= 2 s)",
+        f"peak RSS of rollbot serve: {summary['peak_rss_mb']} MB (goal <= 150 MB)",
+    ], args.out)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,222 @@
+"""Timers of different incidents fire side by side: a handler waiting on Slack (here, on an asyncio.Event) holds
+only its own incident's timers. Nothing is timed: the clock is a FakeClock and every wait is on a condition."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import select
+
+from bot.clock import FakeClock
+from bot.engine import timers
+from bot.engine.timers import TimerService
+from bot.store.db import Database
+from bot.store.models import Incident, Timer
+
+T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+
+
+async def _incidents(db: Database, *ids: str) -> None:
+    async with db.session() as session:
+        for incident_id in ids:
+            session.add(Incident(id=incident_id, title="t", runbook="rb", level="immediate", declared_by="U1",
+                                 declared_at=T0))
+
+
+async def _until(event: asyncio.Event, what: str) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout=30)  # generous: a condition, not a speed
+    except TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+class Log:
+    """Keys appended as handlers run; `reached(n)` is set once n are in."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._waits: dict[int, asyncio.Event] = {}
+
+    def add(self, key: str) -> None:
+        self.keys.append(key)
+        for n, event in self._waits.items():
+            if len(self.keys) >= n:
+                event.set()
+
+    def reached(self, n: int) -> asyncio.Event:
+        event = self._waits.setdefault(n, asyncio.Event())
+        if len(self.keys) >= n:
+            event.set()
+        return event
+
+
+async def test_a_handler_blocked_on_slack_does_not_hold_another_incidents_due_timer(db: Database) -> None:
+    """Incident A's handler waits on a Slack call that does not answer; B's timer, due later, is claimed by the
+    next dispatch (the scheduler's tick) and fires while A still waits. A's own next timer waits for A's turn
+    (one incident's timers one at a time, in due order), and fires once A's first is done."""
+    clock = FakeClock(T0)
+    await _incidents(db, "inc-a", "inc-b")
+    async with db.session() as session:
+        await timers.schedule(session, key="a1", kind="slow", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="a2", kind="fast", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="b1", kind="fast", due_at=T0.replace(second=5), incident_id="inc-b")
+    slack_answered = asyncio.Event()
+    started, done = Log(), Log()
+
+    async def slow(timer: Timer) -> None:
+        started.add(timer.key)
+        await slack_answered.wait()
+        done.add(timer.key)
+
+    async def fast(timer: Timer) -> None:
+        started.add(timer.key)
+        done.add(timer.key)
+
+    service = TimerService(db, clock, "r")
+    service.on("slow", slow)
+    service.on("fast", fast)
+
+    assert await service.dispatch() == 1, "A's first timer; A's second waits for its turn, B's is not due"
+    await _until(started.reached(1), "A's handler started")
+    clock.advance(5)
+    assert await service.dispatch() == 1, "B's timer, while A's handler waits on Slack"
+    await _until(done.reached(1), "B fired")
+    assert done.keys == ["b1"] and started.keys == ["a1", "b1"], "A's second timer waits behind A's first"
+
+    slack_answered.set()
+    assert await service.tick() >= 1
+    assert done.keys == ["b1", "a1", "a2"]
+    async with db.session() as session:
+        statuses = {t.key: t.status for t in (await session.exec(select(Timer))).all()}
+    assert statuses == {"a1": "fired", "a2": "fired", "b1": "fired"}
+
+
+async def test_a_finished_handler_claims_its_incidents_next_timer_at_once(db: Database) -> None:
+    """With refill on (the app's scheduler), a finished handler makes room for the next due timer without
+    waiting for the next tick: A's second timer fires as soon as A's first is done."""
+    clock = FakeClock(T0)
+    await _incidents(db, "inc-a")
+    async with db.session() as session:
+        await timers.schedule(session, key="a1", kind="slow", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="a2", kind="fast", due_at=T0, incident_id="inc-a")
+    release = asyncio.Event()
+    done = Log()
+
+    async def slow(timer: Timer) -> None:
+        await release.wait()
+        done.add(timer.key)
+
+    async def fast(timer: Timer) -> None:
+        done.add(timer.key)
+
+    service = TimerService(db, clock, "r")
+    service.refill = True
+    service.on("slow", slow)
+    service.on("fast", fast)
+    assert await service.dispatch() == 1
+    release.set()
+    await _until(done.reached(2), "A's second timer fired after its first, with no tick between")
+    assert done.keys == ["a1", "a2"]
+    await service.close(timeout=30)
+
+
+async def test_handlers_run_side_by_side_up_to_the_bound(db: Database) -> None:
+    """More incidents with a blocked handler than slots: exactly `parallel` run at once, the rest stay pending
+    (unclaimed, so no claim goes stale unworked), and start as slots free up."""
+    clock = FakeClock(T0)
+    ids = [f"inc-{i}" for i in range(5)]
+    await _incidents(db, *ids)
+    async with db.session() as session:
+        for incident_id in ids:
+            await timers.schedule(session, key=incident_id, kind="slow", due_at=T0, incident_id=incident_id)
+    release = asyncio.Event()
+    started = Log()
+    running = 0
+    most = 0
+
+    async def slow(timer: Timer) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        started.add(timer.key)
+        await release.wait()
+        running -= 1
+
+    service = TimerService(db, clock, "r", parallel=3)
+    service.on("slow", slow)
+    assert await service.dispatch() == 3
+    await _until(started.reached(3), "three handlers started")
+    async with db.session() as session:
+        pending = (await session.exec(select(Timer).where(Timer.status == "pending"))).all()
+    assert len(pending) == 2
+    assert await service.dispatch() == 0, "no free slot"
+    release.set()
+    assert await service.tick() == 5 and most == 3
+
+
+async def test_timers_scheduled_in_a_batch_are_one_insert_first_scheduling_wins(db: Database) -> None:
+    """Inside `batched` (a declaration's hooks schedule ~27 timers) the rows are written by one INSERT at the end,
+    in the same transaction; a key scheduled twice keeps its first row, and one already stored is left alone.
+    A cancel inside the batch sees the rows scheduled before it."""
+    from sqlalchemy import event
+
+    await _incidents(db, "inc-a")
+    async with db.session() as session:
+        await timers.schedule(session, key="stored", kind="probe", due_at=T0, incident_id="inc-a")
+    inserts: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO TIMERS"):
+            inserts.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with db.session() as session, timers.batched(session):
+            for i in range(27):
+                await timers.schedule(session, key=f"t{i}", kind="probe", due_at=T0, incident_id="inc-a")
+            await timers.schedule(session, key="t0", kind="other", due_at=T0, incident_id="inc-a")
+            await timers.schedule(session, key="stored", kind="other", due_at=T0, incident_id="inc-a")
+            assert inserts == [], "nothing written before the batch ends"
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    async with db.session() as session:
+        rows = {t.key: t.kind for t in (await session.exec(select(Timer))).all()}
+    assert len(rows) == 28 and rows["t0"] == "probe" and rows["stored"] == "probe"
+
+    async with db.session() as session, timers.batched(session):
+        await timers.schedule(session, key="late", kind="probe", due_at=T0, incident_id="inc-a")
+        assert await timers.cancel(session, "inc-a", kinds=["probe"]) == 29
+    async with db.session() as session:
+        statuses = {t.status for t in (await session.exec(select(Timer))).all()}
+    assert statuses == {"cancelled"}
+
+
+async def test_a_declaration_writes_its_timers_in_one_statement(tmp_path: Path) -> None:
+    """Declaring an incident schedules the war room's promise, the decision's deadline, the steps' and phases'
+    due times, the targets and the management ladder: all in one INSERT in the declaration's transaction."""
+    from sqlalchemy import event
+
+    from bot.engine.incidents import Declaration
+    from tests.support.harness import harness
+
+    async with harness(tmp_path) as h:
+        inserts: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO TIMERS"):
+                inserts.append(statement)
+
+        engine = h.bot.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            incident, created = await h.bot.incidents.declare(Declaration(
+                level="immediate", declared_by="U1", title="Payments failing", scenario_id="payment_system"))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        async with h.bot.db.session() as session:
+            kinds = {t.kind for t in (await session.exec(select(Timer).where(Timer.incident_id == incident.id))).all()}
+    assert created and len(inserts) == 1
+    assert {"warroom_open", "decision_due", "step_due", "phase_due", "escalation_rung"} <= kinds
