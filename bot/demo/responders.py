@@ -26,6 +26,12 @@ BUSY = ("requested", "approved", "running")
 
 
 StepStuck = Stuck  # a simulated person waited for something that can no longer happen
+UNANSWERED = (0, 404)  # no answer in time (Bolt answers 404 when its listener did not ack within 3 s)
+UNANSWERED_RETRIES = 3
+
+
+class Unanswered(Stuck):
+    """Slack told the person the app did not respond."""
 
 
 class Responders:
@@ -85,7 +91,8 @@ class Responders:
         started, seen = self.clock.now(), len(self.sb.calls)
         result = await self.sim.deliver(self.sb.click(user, channel, ts, **how))
         if result["status"] != 200:
-            raise StepStuck(f"click {how} answered {result['status']}")
+            raise (Unanswered if result["status"] in UNANSWERED else StepStuck)(
+                f"click {how} answered {result['status']}")
         await self.sim.after_work()  # people look again only after Slack shows the result of their click
         self.noted(f"click {how.get('action_id')}", started, seen, user, (channel, ts))
         return result
@@ -221,6 +228,7 @@ class Responders:
         block_ids = [b["block_id"] for b in message.blocks or [] if str(b.get("block_id", "")).startswith("cl|")]
 
         async def tick_block(block_id: str) -> None:
+            unanswered = 0
             while True:
                 current = (await self.step_message(step)).blocks or []
                 block = next((b for b in current if b.get("block_id") == block_id), None)
@@ -231,8 +239,15 @@ class Responders:
                 todo = [o for o in element["options"] if o["value"] not in ticked]
                 if not todo:
                     return
-                await self.click(user, inc.channel_id or "", message.ts, action_id="checklist_tick",
-                                 value=todo[0]["value"])
+                try:
+                    await self.click(user, inc.channel_id or "", message.ts, action_id="checklist_tick",
+                                     value=todo[0]["value"])
+                except Unanswered:
+                    # Slack showed the person an error: they look again and tick what is still unticked. Ticks
+                    # carry the whole selection, so a tick that was stored after all is not undone.
+                    unanswered += 1
+                    if unanswered > UNANSWERED_RETRIES:
+                        raise
 
         await self.sim.gather(*(tick_block(b) for b in block_ids))
 
