@@ -32,6 +32,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
     scopes = None if args.scopes == "manifest" else every_scope() if args.scopes == "all" else \
         [s.strip() for s in args.scopes.split(",") if s.strip()]
     if args.with_bot:
+        from bot.heap import settle
+
+        settle()  # a bot runs here for as long as the drill: its imported heap, out of the collector's walks
         asyncio.run(_with_bot(args))
         return 0
 

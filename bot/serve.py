@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot.app import Rollbot
 from bot.config import Settings
+from bot.heap import settle
 from bot.logging_setup import configure as configure_logging
 from bot.webserver import listen_url
 
@@ -29,6 +30,7 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    log.info("start-up heap settled: %d objects kept out of the garbage collector", settle())
     socket_mode = None
     if settings.slack_app_token:
         socket_mode = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
