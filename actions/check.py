@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -121,24 +122,33 @@ async def run_check_action(
     monotonic: Monotonic = time.monotonic,
 ) -> ActionResult:
     """A check as an action: passed -> succeeded, failed and inconclusive -> failed (see `result.check`)."""
+    return await check_as_action(run_check(spec, client=client), f"{spec.method} {spec.url} -> ",
+                                 f"{spec.method} {spec.url} -> [rollbot] cancelled", redactor=redactor,
+                                 on_line=on_line, cancel=cancel, monotonic=monotonic)
+
+
+async def check_as_action(probe: Coroutine[Any, Any, CheckResult], shown_as: str, cancelled_as: str, *,
+                          redactor: Redactor | None, on_line: OnLine | None, cancel: asyncio.Event | None,
+                          monotonic: Monotonic) -> ActionResult:
+    """Run a probe as an action (HTTP and Prometheus checks alike): cancellable, its verdict shown as one redacted
+    line prefixed by `shown_as`; passed -> succeeded, failed and inconclusive -> failed."""
     redact = (redactor or Redactor()).redact
     started = monotonic()
-    probe = asyncio.create_task(run_check(spec, client=client))
+    task = asyncio.create_task(probe)
     canceller = asyncio.create_task(cancel.wait()) if cancel is not None else None
     try:
-        await asyncio.wait({probe} if canceller is None else {probe, canceller}, return_when=asyncio.FIRST_COMPLETED)
-        if not probe.done():
-            probe.cancel()
+        await asyncio.wait({task} if canceller is None else {task, canceller}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await probe
-            line = redact(f"{spec.method} {spec.url} -> [rollbot] cancelled")
-            return ActionResult(Outcome.CANCELLED, None, monotonic() - started, line)
-        check = probe.result()
+                await task
+            return ActionResult(Outcome.CANCELLED, None, monotonic() - started, redact(cancelled_as))
+        check = task.result()
     finally:
-        probe.cancel()
+        task.cancel()
         if canceller is not None:
             canceller.cancel()
-    line = redact(f"{spec.method} {spec.url} -> {check.verdict.value}: {check.reason}")
+    line = redact(f"{shown_as}{check.verdict.value}: {check.reason}")
     if on_line is not None:
         try:
             await on_line(line)
@@ -152,3 +162,4 @@ async def run_check_action(
         error=None if check.passed else f"{check.verdict.value}: {check.reason}",
         check=check,
     )
+

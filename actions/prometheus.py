@@ -8,7 +8,6 @@ Prometheus that cannot answer -> inconclusive, which pauses and asks a person (n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -18,8 +17,9 @@ from typing import Any
 
 import httpx
 
+from actions.check import check_as_action
 from actions.redact import MASK, Redactor
-from actions.result import ActionResult, CheckResult, CheckVerdict, Monotonic, OnLine, Outcome, Plan
+from actions.result import ActionResult, CheckResult, CheckVerdict, Monotonic, OnLine, Plan
 
 log = logging.getLogger(__name__)
 
@@ -178,28 +178,6 @@ async def run_prometheus_action(spec: PrometheusCheckSpec, *, client: httpx.Asyn
                                 cancel: asyncio.Event | None = None, monotonic: Monotonic = time.monotonic,
                                 now: Callable[[], float] = time.time) -> ActionResult:
     """A Prometheus check as an action: passed -> succeeded; failed and inconclusive -> failed (`check` says which)."""
-    redact = (redactor or Redactor()).redact
-    started = monotonic()
-    probe = asyncio.create_task(run_prometheus_check(spec, client=client, now=now))
-    canceller = asyncio.create_task(cancel.wait()) if cancel is not None else None
-    try:
-        await asyncio.wait({probe} if canceller is None else {probe, canceller}, return_when=asyncio.FIRST_COMPLETED)
-        if not probe.done():
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probe
-            return ActionResult(Outcome.CANCELLED, None, monotonic() - started, f"PromQL {spec.query} -> cancelled")
-        check = probe.result()
-    finally:
-        probe.cancel()
-        if canceller is not None:
-            canceller.cancel()
-    line = redact(f"{check.verdict.value}: {check.reason}")
-    if on_line is not None:
-        try:
-            await on_line(line)
-        except Exception:  # a broken progress display must not break the check
-            log.exception("on_line callback failed")
-    return ActionResult(outcome=Outcome.SUCCEEDED if check.passed else Outcome.FAILED, exit_code=None,
-                        duration_s=monotonic() - started, output=line,
-                        error=None if check.passed else f"{check.verdict.value}: {check.reason}", check=check)
+    return await check_as_action(run_prometheus_check(spec, client=client, now=now), "",
+                                 f"PromQL {spec.query} -> cancelled", redactor=redactor, on_line=on_line,
+                                 cancel=cancel, monotonic=monotonic)
