@@ -10,7 +10,7 @@ from bot.engine.checklists import Refused
 from bot.views.common import escape
 from bot.views.comms import APPROVE, APPROVE_SENT, EDIT, EDIT_MODAL, SENT, edit_modal, parse_button_value
 from bot.views.timeline import timeline_pages
-from bot.views.validation import TICK
+from bot.views.validation import CONFIRM_ALL, TICK
 from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
 from handlers.interaction import (
@@ -94,21 +94,40 @@ def register(bot: Rollbot) -> None:
 
         await submit_within_ack(bot, ack, user, work(), "text")
 
-    @app.action(TICK)
-    async def validation_tick(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def validation_click(body: dict[str, Any], action: dict[str, Any], checklist_id: str) -> tuple[
+            Click, str | None]:
+        """The click, and its incident when it came from that incident's own message of the list."""
         click = click_from(body, action)
-        parts = str(action.get("block_id", "")).split("|")
         incident = await bot.incidents.by_channel(click.channel or "")
-        ref = await bot.svc.slack.message_ref(incident.id, f"validation:{parts[1]}") if incident and len(parts) == 3 \
+        ref = await bot.svc.slack.message_ref(incident.id, f"validation:{checklist_id}") if incident and checklist_id \
             else None
         if incident is None or ref is None or ref.ts != click.message_ts:
             await refuse(bot, click, "That checklist does not belong to an incident here.")
+            return click, None
+        return click, incident.id
+
+    @app.action(TICK)
+    async def validation_tick(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        parts = str(action.get("block_id", "")).split("|")
+        click, incident_id = await validation_click(body, action, parts[1] if len(parts) == 3 else "")
+        if incident_id is None:
             return
-        chunk = _chunk_values(body, action)
         try:
-            await bot.resolution.tick(incident.id, parts[1], {o["value"] for o in action.get("selected_options") or []},
-                                      chunk, click.user)
+            await bot.resolution.tick(incident_id, parts[1], {o["value"] for o in action.get("selected_options") or []},
+                                      _chunk_values(body, action), click.user)
+        except Refused as exc:
+            await refuse(bot, click, str(exc))
+
+    @app.action(CONFIRM_ALL)
+    async def validation_all(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        checklist_id = str(action.get("value") or "")
+        click, incident_id = await validation_click(body, action, checklist_id)
+        if incident_id is None:
+            return
+        try:
+            await bot.resolution.confirm_all(incident_id, checklist_id, click.user)
         except Refused as exc:
             await refuse(bot, click, str(exc))
 

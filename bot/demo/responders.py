@@ -154,7 +154,8 @@ class Responders:
             task_id = str(button.get("value", "")).split("|")[1] if "|" in str(button.get("value", "")) else ""
             if not button["action_id"].startswith("run_action|") or task_id in optional:
                 continue
-            if await self._already_ran(step.id, task_id):
+            if await self._already_ran(step.id, task_id):  # done, or started by itself: nobody clicks Run
+                await self.wait_for(partial(self._finished, step.id, task_id), f"{_text(button)} to finish")
                 continue
             await self.click(user, inc.channel_id or "", message.ts, action_id=button["action_id"],
                              value=button.get("value"))
@@ -176,7 +177,7 @@ class Responders:
         async with self.bot.db.session() as session:
             rows = (await session.exec(select(Execution).where(
                 Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
-        return any(r.task_id == task_id and r.state == "succeeded" for r in rows)
+        return any(r.task_id == task_id and (r.state == "succeeded" or r.state in BUSY) for r in rows)
 
     async def _finished(self, step_id: str, task_id: str) -> bool:
         async with self.bot.db.session() as session:
@@ -270,7 +271,8 @@ class Responders:
         return count
 
     async def validate_all(self) -> None:
-        """QA confirms every item of the validation checklists."""
+        """QA confirms every item of the validation checklists: "All confirmed" once they have checked them, box
+        by box where a list offers no such button (one item left)."""
         inc = await self.incident()
         qa = await self.holder("qa_lead")
         lists = await self.wait_for(lambda: [m for m in self.messages(inc.channel_id or "", False)
@@ -283,6 +285,11 @@ class Responders:
                         for o in e["options"] if o not in (e.get("initial_options") or [])]
                 if not todo:
                     break
+                confirm = next((b for b in self.buttons(current) if b["action_id"] == "validation_all"), None)
+                if confirm is not None:
+                    await self.click(qa, inc.channel_id or "", message.ts, action_id="validation_all",
+                                     value=confirm.get("value"))
+                    continue
                 await self.click(qa, inc.channel_id or "", message.ts, action_id="validation_tick",
                                  value=todo[0]["value"])
             else:

@@ -89,6 +89,7 @@ RULES: dict[str, Rule] = {
     "comms_approve_sent": Rule((P.TEMPLATE_ROLE,), "approve this draft and mark it sent"),
     # validation and resolution (bot/engine/resolution.py)
     "validation_tick": Rule((P.VALIDATION_OWNER, P.INCIDENT_LEAD), "tick the validation checklist"),
+    "validation_all": Rule((P.VALIDATION_OWNER, P.INCIDENT_LEAD), "confirm the validation checklist"),
     "/rollback resolve": Rule((P.INCIDENT_LEAD,), "resolve the incident"),
     # people
     "/rollback role": Rule((P.INCIDENT_LEAD,), "give someone a role for this incident",

@@ -61,7 +61,8 @@ def scenario_phase(phase: Phase, scenario: Scenario) -> Phase:
     start = phase.window.start
     for number, s in enumerate(scenario.steps, start=1):
         end = start + s.minutes
-        task = Task(id=s.id, title=s.title, minutes=s.minutes, action=s.action, items=s.items or [s.title])
+        task = Task(id=s.id, title=s.title, minutes=s.minutes, action=s.action, start_when=s.start_when,
+                    items=s.items or [s.title])
         steps.append(Step(
             id=f"s{scenario.number}_{s.id}"[:63],
             number=round(phase.steps[0].number + number / 10, 1) if len(scenario.steps) < 10 else number,

@@ -20,6 +20,7 @@ from bot.engine.procedure import procedure_for
 from bot.engine.report import write_report
 from bot.engine.services import Services
 from bot.engine.warroom import WarRoom
+from bot.runbook.model import ValidationChecklist
 from bot.slack.queue import Priority
 from bot.store.models import ChecklistItemState, Execution, Incident, Timer
 from bot.views.common import drill_prefix, escape, mentions
@@ -129,13 +130,13 @@ class Resolution:
         return found
 
     async def tick(self, incident_id: str, checklist_id: str, selected: set[str], chunk_values: set[str],
-                   user: str) -> None:
+                   user: str, interaction: str = "validation_tick") -> None:
         """Apply one checkbox element's selection (the values it shows are `chunk_values`)."""
         checklist = next((c for c in self.svc.runbook.validation if c.id == checklist_id), None)
-        allowed = {f"{checklist_id}.{i + 1}" for i in range(len(checklist.items))} if checklist else set()
+        allowed = self._values(checklist) if checklist else set()
         if checklist is None or not selected <= allowed or not chunk_values <= allowed:
             raise Refused("That validation item is not part of this runbook.")
-        await authz.require(self.svc, "validation_tick", user, authz.Subject(
+        await authz.require(self.svc, interaction, user, authz.Subject(
             incident_id, validation_owner=checklist.owner))
         incident = await self._incident(incident_id)
         if incident.status != "open":
@@ -149,6 +150,18 @@ class Resolution:
                                 f"{checklist.title}: {'☑' if want else '☐'} {label}", actor=user, item=value)
         # Only the list ticked changed; the person who ticked it waits for it (one chat.update, not one per list).
         await self.post_validation(incident_id, only=checklist_id, priority=Priority.URGENT)
+
+    async def confirm_all(self, incident_id: str, checklist_id: str, user: str) -> None:
+        """Tick every item of one validation list still unticked (its owner's "All confirmed")."""
+        checklist = next((c for c in self.svc.runbook.validation if c.id == checklist_id), None)
+        if checklist is None:
+            raise Refused("That validation list is not part of this runbook.")
+        values = self._values(checklist)
+        await self.tick(incident_id, checklist_id, values, values, user, interaction="validation_all")
+
+    @staticmethod
+    def _values(checklist: ValidationChecklist) -> set[str]:
+        return {f"{checklist.id}.{i + 1}" for i in range(len(checklist.items))}
 
     async def validation_complete(self, incident_id: str) -> bool:
         ticked = await self._ticked(incident_id)

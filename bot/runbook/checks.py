@@ -275,6 +275,10 @@ class _Checker:
             for s, step in enumerate(scenario.steps):
                 self.role((*loc, "steps", s, "owner"), step.owner)
                 self.action((*loc, "steps", s, "action"), step.action)
+                if step.start_when is not None and not step.action:
+                    self.add((*loc, "steps", s, "start_when"), "start_when starts the step's action, but it names none")
+                self.action((*loc, "steps", s, "start_when", "succeeded"),
+                            step.start_when.succeeded if step.start_when else None)
 
     def escalation(self) -> None:
         for i, rung in enumerate(self.rb.escalation.management):

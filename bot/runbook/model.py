@@ -331,6 +331,7 @@ class ScenarioStep(Strict):
     minutes: float = Field(gt=0)
     owner: Id | None = None
     action: Id | None = None
+    start_when: StartWhen | None = None  # the action starts by itself when this gate opens (as a task's does)
     items: list[str] = []
 
 

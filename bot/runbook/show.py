@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import textwrap
 
-from bot.runbook.model import Action, Policy, Runbook, Window
+from bot.runbook.model import Action, Policy, Runbook, StartWhen, Window
 
 
 def render_runbook(rb: Runbook) -> str:
@@ -115,9 +115,7 @@ def _procedure(out: _Out, rb: Runbook) -> None:
                 if task.action:
                     auto = " (runs automatically when the step starts)" if task.auto else ""
                     if task.start_when is not None:
-                        after = task.start_when.succeeded
-                        auto = (f" (starts by itself once {rb.action(after).title} has succeeded)" if after
-                                else " (starts by itself the moment the rollback is approved)")
+                        auto = _starts(rb, task.start_when)
                     needs = rb.action(task.action).requires
                     if needs:
                         auto += f" (only after {', '.join(rb.action(a).title for a in needs)} succeeded)"
@@ -173,8 +171,16 @@ def _scenarios(out: _Out, rb: Runbook) -> None:
             out(f"Procedure: $ {_command(rb.action(sc.procedure))}", 4)
         for n, step in enumerate(sc.steps, start=1):
             owner = f" · {rb.role(step.owner).title}" if step.owner else ""
-            action = f" ▶ {step.action}" if step.action else ""
+            action = f" ▶ {rb.action(step.action).title}" if step.action else ""
+            if step.start_when is not None:
+                action += _starts(rb, step.start_when)
             out(f"{n}. {step.title} ({step.minutes:g} min){owner}{action}", 4)
+
+
+def _starts(rb: Runbook, when: StartWhen) -> str:
+    if when.succeeded:
+        return f" (starts by itself once {rb.action(when.succeeded).title} has succeeded)"
+    return " (starts by itself the moment the rollback is approved)"
 
 
 def _validation(out: _Out, rb: Runbook) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, Block, CheckboxesElement, MarkdownTextObject, Option, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    MarkdownTextObject,
+    Option,
+    SectionBlock,
+)
 
 from bot.runbook.model import ValidationChecklist
 from bot.views.common import drill_prefix, truncate
 
 TICK = "validation_tick"
+CONFIRM_ALL = "validation_all"
 MAX_OPTIONS = 10
 
 
@@ -35,4 +44,9 @@ def validation_blocks(checklist: ValidationChecklist, ticked: set[str], editable
         else:
             blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(
                 "\n".join(f"{'☑' if v in ticked else '☐'} {t}" for v, t in part), 3000))))
+    left = len(checklist.items) - done
+    if editable and left > 1:  # the owner who has checked everything says so once, not box by box
+        blocks.append(ActionsBlock(block_id=f"va|{checklist.id}", elements=[ButtonElement(
+            text=f"All {left} left confirmed" if done else f"All {left} confirmed", action_id=CONFIRM_ALL,
+            value=checklist.id)]))
     return blocks

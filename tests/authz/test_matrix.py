@@ -396,6 +396,8 @@ ROWS: dict[str, Row] = {
     # validation and resolution
     "validation_tick": Row(button("validation_tick", "Validation: Technical Validation", value="check"),
                            setup=validation_posted),
+    "validation_all": Row(button("validation_all", "Validation: Technical Validation"), setup=validation_posted,
+                          alone=True),  # beside validation_tick, the first list would hold a tick already
     "/rollback resolve": Row(command('resolve --override "done by hand"'), alone=True),  # ends the incident
     "/rollback role": Row(command("role database_admin <@U600PF01>")),
     # people

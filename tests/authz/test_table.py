@@ -85,8 +85,8 @@ MATRIX: dict[str, tuple[Subject, dict[str, str | None], set[str]]] = {
     # an incident lead is not the Product Manager: only the template's role touches comms
     **{k: (COMMS, {"holder": PM2, "other_role": TL1, "requester": None}, {"holder"})
        for k in ("comms_approve", "comms_edit", "view:comms_edit", "comms_sent", "comms_approve_sent")},
-    "validation_tick": (Subject("", validation_owner="qa_lead"), {"holder": QA1, "other_role": PF1,
-                                                                   "requester": None}, {"holder"}),
+    **{k: (Subject("", validation_owner="qa_lead"), {"holder": QA1, "other_role": PF1, "requester": None}, {"holder"})
+       for k in ("validation_tick", "validation_all")},
     "/rollback resolve": (LEADS, {"holder": TL1, "other_role": PF1, "requester": None}, {"holder"}),
     # a DevOps Lead holds a role but cannot hand roles out
     "/rollback role": (LEADS, {"holder": OC1, "other_role": DO1, "requester": None}, {"holder"}),

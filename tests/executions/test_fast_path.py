@@ -98,9 +98,33 @@ async def test_the_rollback_is_refused_saying_why_until_the_snapshot_has_succeed
         assert requested.created
 
 
+async def test_in_a_complete_system_failure_the_maintenance_page_goes_up_on_approval(tmp_path: Path) -> None:
+    """A scenario step's `start_when` starts its action like a task's: nobody clicks Run for Step 5.1, so the
+    application rollback is the next click."""
+    async with harness(tmp_path) as h:
+        await h.command("U500OC01", "start complete_system_failure --level immediate everything is down")
+        await h.settle()
+        incident = await h.only_incident()
+        assert [r for r in await runs(h, incident.id) if r.action_id == "enable_maintenance_mode"] == []
+        await click(h, incident, "decision", TL1, APPROVE)
+        await h.settle()
+        await h.bot.executions.idle()
+        await h.settle()
+        ran = [(r.step_id, r.state, r.requested_by) for r in await runs(h, incident.id)
+               if r.action_id == "enable_maintenance_mode"]
+        assert ran == [("s1_enable_maintenance", "succeeded", AUTO)]
+        async with h.bot.db.session() as session:
+            ticked = (await session.exec(select(ChecklistItemState.item_id).where(
+                ChecklistItemState.incident_id == incident.id, ChecklistItemState.step_id == "s1_enable_maintenance",
+                ChecklistItemState.checked == True))).all()  # noqa: E712
+        assert ticked == [item_id("enable_maintenance", 0)], "its success ticks the step's one item"
+
+
 def test_the_runbook_checks_refuse_a_start_when_or_requires_naming_no_action(tmp_path: Path) -> None:
     text = DEFAULT_RUNBOOK.read_text()
     text = text.replace("start_when: {succeeded: emergency_db_snapshot}", "start_when: {succeeded: no_such_action}")
+    text = text.replace("action: enable_maintenance_mode,\n         start_when: {decision: approved}",
+                        "action: enable_maintenance_mode,\n         start_when: {succeeded: no_such_scenario_action}")
     text = text.replace("requires: [emergency_db_snapshot]  # never roll back without the snapshot\n",
                         "requires: [no_such_snapshot]\n", 1)
     path = DEFAULT_RUNBOOK.parent / f".test-{tmp_path.name}.yml"  # beside the scripts it names
@@ -112,6 +136,7 @@ def test_the_runbook_checks_refuse_a_start_when_or_requires_naming_no_action(tmp
         path.unlink()
     said = str(refused.value)
     assert "start_when.succeeded: names undefined action 'no_such_action'" in said
+    assert "scenarios[0].steps[0].start_when.succeeded: names undefined action 'no_such_scenario_action'" in said
     assert "requires[0]: names undefined action 'no_such_snapshot'" in said
 
 
