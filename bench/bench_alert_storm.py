@@ -1,12 +1,15 @@
 """Alert storm: 1,000 Alertmanager posts for one alert group within 10 s to a `rollbot serve` process.
 
     .venv/bin/python bench/bench_alert_storm.py [--posts 1000] [--seconds 10] [--database-url URL]
+                                                [--sandbox-in-process]
 
 Measures each post's answer time (ingest latency), the incidents opened and the Slack calls made beyond the war
 room; prints them next to the goals and writes bench/results/alert_storm.json. Goals: 1 incident, <= 10 Slack
 calls beyond the war room, ingest p99 <= 20 ms. Also printed: the p99 of the posts sent after the first answer
 (the incident's opening apart), the Slack calls after the war room was ready by method, and the slowest posts.
 `--posts 1` is the control: the calls a single alert's war room makes after it is ready (pages, Phase 1).
+The sandbox runs as its own process, as Slack is another machine; `--sandbox-in-process` runs it in this process
+(as the figures before 2026-12-02 were measured), where its war-room work delays this process reading answers.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-from benchlib import free_port, percentile, report, start_serve
+from benchlib import SandboxProcess, free_port, percentile, report, start_serve
 from sqlmodel import func, select
 
 from bot.sandbox.server import SandboxServer
@@ -45,23 +49,28 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--sandbox-in-process", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        sb = SandboxServer(limits=True)
-        await sb.start()
         port = free_port()
+        sb: SandboxServer | SandboxProcess
+        if args.sandbox_in_process:
+            sb = SandboxServer(limits=True)
+            sb.app_url = f"http://127.0.0.1:{port}/slack/events"
+        else:
+            sb = SandboxProcess(f"http://127.0.0.1:{port}/slack/events")
+        await sb.start()
         process, drain = await start_serve(os.environ | {
             "SLACK_BOT_TOKEN": sb.bot_token, "SLACK_SIGNING_SECRET": sb.signing_secret, "SLACK_API_URL": sb.api_url,
             "DATABASE_URL": db_url, "ROLLBOT_ALERT_TOKEN": "bench", "PORT": str(port)})
         try:
-            sb.app_url = f"http://127.0.0.1:{port}/slack/events"
             db = Database(db_url)
             latencies: list[float] = []
             statuses: list[int] = []
             by_post: list[tuple[int, float]] = []
             spans: list[tuple[float, float]] = []  # (sent, answered) of each post
-            calls_before = len(sb.calls)
+            calls_before = len(await _calls(sb))
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
                 async def post(i: int) -> None:
                     started = time.perf_counter()
@@ -85,7 +94,7 @@ async def main() -> None:
                 incidents = (await s.exec(select(func.count()).select_from(Incident))).one()
                 ready = (await s.exec(select(TimelineEvent).where(TimelineEvent.kind == "war_room_ready"))).first()
             ready_at = ready.at.timestamp() if ready is not None else float("inf")
-            after_ready = [c for c in sb.calls[calls_before:] if c["at"] > ready_at]
+            after_ready = [c for c in (await _calls(sb))[calls_before:] if c["at"] > ready_at]
             extra_calls = len(after_ready)
             by_method: dict[str, int] = {}
             for c in after_ready:
@@ -97,11 +106,13 @@ async def main() -> None:
         await db.dispose()
         await sb.stop()
     p99 = round(percentile(latencies, 0.99), 1)
+    summary_sandbox = "in this process" if args.sandbox_in_process else "its own process"
     # The posts sent after the first answer (the incident open): the storm's steady state, apart from its opening.
     opened_at = min(end for _, end in spans)
     steady = [(end - sent) * 1000 for sent, end in spans if sent > opened_at]
     summary = {
         "posts": args.posts, "over_s": args.seconds, "database": db_url.split(":", 1)[0],
+        "sandbox": summary_sandbox,
         "answered_2xx": sum(1 for s in statuses if 200 <= s < 300), "cleared_s": round(cleared_s, 1),
         "ingest_p50_ms": round(statistics.median(latencies), 1), "ingest_p99_ms": p99,
         "ingest_p99_after_open_ms": round(percentile(steady, 0.99), 1) if steady else None,
@@ -119,6 +130,10 @@ async def main() -> None:
         f"{args.posts} posts cleared in {summary['cleared_s']} s",
         f"incidents: {incidents} (goal 1); Slack calls after the war room was ready: {extra_calls} "
         f"(goal <= {GOAL_EXTRA_CALLS})"], args.out)
+
+
+async def _calls(sb: SandboxServer | SandboxProcess) -> list[dict[str, Any]]:
+    return await sb.calls() if isinstance(sb, SandboxProcess) else list(sb.calls)
 
 
 if __name__ == "__main__":

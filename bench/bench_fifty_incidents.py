@@ -68,6 +68,28 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def histogram(text: str, name: str) -> dict[str, Any]:
+    """A Prometheus histogram from the text exposition: cumulative counts by upper bound, and the count."""
+    buckets: list[tuple[float, float]] = []
+    count = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(f"{name}_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    return {"buckets": sorted(buckets), "count": int(count)}
+
+
+def bucket_quantile(h: dict[str, Any], q: float) -> float | None:
+    """The smallest bucket bound holding at least q of the observations."""
+    return next((bound for bound, n in h["buckets"] if h["count"] and n >= q * h["count"]), None)
+
+
+def share_within(h: dict[str, Any], bound: float) -> float:
+    return next((n / h["count"] for b, n in h["buckets"] if b == bound), 0.0) if h["count"] else 0.0
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--incidents", type=int, default=50)
@@ -111,6 +133,8 @@ async def main() -> None:
                 await asyncio.sleep(1)
             peak_rss = max(peak_rss, rss_mb(process.pid, "VmHWM"))
             end = datetime.now(UTC)
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as got:
+                started_late = histogram(await got.text(), "rollbot_timer_lateness_seconds")
             async with db.session() as s:
                 incidents = (await s.exec(select(func.count()).select_from(Incident))).one()
                 timers = (await s.exec(select(Timer))).all()
@@ -141,12 +165,20 @@ async def main() -> None:
         "timer_lateness_p50_s": round(statistics.median(lateness), 2) if lateness else 0.0,
         "timer_lateness_p99_s": round(percentile(lateness, 0.99), 2) if lateness else 0.0,
         "timer_lateness_max_s": round(max(lateness), 2) if lateness else 0.0,
+        # The bot's own histogram: due -> its handler started (the lateness above counts until the handler, and
+        # the Slack calls it awaited, finished). Bucket bounds: p99 is "at most" the bucket it falls in.
+        "timer_start_lateness_count": started_late["count"],
+        "timer_start_lateness_p99_at_most_s": bucket_quantile(started_late, 0.99),
+        "timer_start_lateness_share_within_2s": round(share_within(started_late, 2.0), 4),
         "peak_rss_mb": round(peak_rss, 1), "database": db_url.split(":", 1)[0], "goals": GOALS,
     }
     report("fifty_incidents", summary, [
         f"war rooms ready: {ready}/{args.incidents} (goal all), last after {summary['all_ready_after_s']} s",
         f"Slack 429s: {too_many} of {len(calls)} calls (goal 0)",
-        f"timer lateness p99: {summary['timer_lateness_p99_s']} s over {len(lateness)} due timers (goal <= 2 s)",
+        f"timer lateness p99: {summary['timer_lateness_p99_s']} s over {len(lateness)} due timers, until each handler "
+        f"finished (goal <= 2 s)",
+        f"timers started late (the bot's histogram): p99 <= {summary['timer_start_lateness_p99_at_most_s']} s over "
+        f"{started_late['count']} fired; {100 * summary['timer_start_lateness_share_within_2s']:.1f} % within 2 s",
         f"peak RSS of rollbot serve: {summary['peak_rss_mb']} MB (goal <= 150 MB)",
     ], args.out)
 

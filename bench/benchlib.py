@@ -50,3 +50,47 @@ async def start_serve(env: dict[str, str]) -> tuple[Any, Any]:
     while b"listening" not in (line := await asyncio.wait_for(process.stdout.readline(), 60)):
         assert line, "rollbot serve exited before listening"
     return process, asyncio.create_task(process.stdout.read())  # keep its pipe from filling
+
+
+class SandboxProcess:
+    """The Slack sandbox as its own process: Slack is another machine, so its work must not share the event loop
+    of the bench that times the bot's answers (in-process, every war-room call the sandbox answers delays the
+    bench reading an answer)."""
+
+    def __init__(self, app_url: str, limits: bool = True) -> None:
+        import secrets
+
+        self.port = free_port()
+        self.app_url = app_url
+        self.limits = limits
+        self.bot_token = f"xoxb-{secrets.randbelow(10**12)}-{secrets.token_hex(12)}"
+        self.signing_secret = secrets.token_hex(16)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.base_url}/api/"
+        self.process: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+        import sys
+
+        argv = [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(self.port), "--app-url", self.app_url,
+                "--bot-token", self.bot_token, "--signing-secret", self.signing_secret]
+        self.process = await asyncio.create_subprocess_exec(
+            *argv, *([] if self.limits else ["--no-limits"]), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        assert self.process.stdout is not None
+        while b"sandbox:" not in (line := await asyncio.wait_for(self.process.stdout.readline(), 60)):
+            assert line, "rollbot sandbox exited before listening"
+        self._drain = asyncio.create_task(self.process.stdout.read())
+
+    async def calls(self) -> list[dict[str, Any]]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, http.get(f"{self.base_url}/_sandbox/state") as response:
+            return list((await response.json())["calls"])
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+            self._drain.cancel()
