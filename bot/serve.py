@@ -26,6 +26,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     bot = Rollbot(settings)
     await bot.start()
+    await bot.intake.rehearse()  # before the first alert can arrive
     runner = web.AppRunner(bot.web, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

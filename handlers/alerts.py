@@ -16,6 +16,7 @@ from bot.alerts.parsers import parse
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
+    from bot.engine.events import Outbound
 
 
 def alert_auth(bot: Rollbot) -> AlertAuth:
@@ -61,8 +62,15 @@ def add_routes(app: web.Application, bot: Rollbot) -> None:
                 bot.metrics.alerts.labels(source, outcome).inc(n)
         for received_id, reason in result.triage:  # after the answer; a timer posts any this process cannot
             bot.spawn(bot.intake.post_triage(received_id, reason))
-        for incident_id in result.opened:
-            bot.spawn(bot.warroom.open(incident_id))
+        for incident_id, rest in zip(result.opened, result.declaring, strict=True):
+            bot.spawn(_declare_and_open(bot, incident_id, rest))
         return web.json_response(result.as_json(), status=202 if result.opened or result.attached or result.repeated else 200)
 
     app.router.add_post("/alerts/{source}", receive)
+
+
+async def _declare_and_open(bot: Rollbot, incident_id: str, rest: Outbound) -> None:
+    """After the answer: the rest of the declaration (its outbox row's fast path), then the war room. Should the
+    rest fail here, the outbox worker writes it later and the war-room promise it schedules opens the room."""
+    await bot.svc.events.deliver(rest)
+    await bot.warroom.open(incident_id)

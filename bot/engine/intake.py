@@ -7,7 +7,9 @@ The webhook is answered once the alert is durably stored, in one short transacti
 - a new alert in the group or a state change (fired, resolved) stores a `received_alerts` row owed its timeline
   line and schedules an `alert_notes` timer in the same transaction; the timer writes the lines in batches after
   the answer (bot/engine/alert_notes.py);
-- the first alert of a trigger declares the incident with the alert in the declaration's transaction.
+- the first alert of a trigger declares the incident's receipt with the alert: its row, taking the trigger's
+  dedup key, and the opening lines, with the rest of the declaration (steps, timers) owed by an outbox row in the
+  same transaction; the webhook's process writes the rest after the answer, then opens the war room.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.alerts.matching import NoMatch, dedup_key, match_trigger
 from bot.alerts.model import NormalizedAlert
 from bot.engine import timeline, timers
-from bot.engine.incidents import Declaration, Incidents
+from bot.engine.events import Outbound
+from bot.engine.incidents import Also, Declaration, Incidents
 from bot.engine.services import Services
 from bot.runbook.model import Trigger
 from bot.store.models import Incident, IncidentAlert, ReceivedAlert, Timer
@@ -42,6 +45,7 @@ class IntakeResult:
     triage: list[tuple[int, str]] = field(default_factory=list)  # (stored alert, why): owed a triage post
     repeats: int = 0  # notifications of a known alert in the same state: counted, nothing else
     repeated: list[str] = field(default_factory=list)  # the incidents those belong to
+    declaring: list[Outbound] = field(default_factory=list)  # the opened incidents' rest, owed after the answer
 
     def as_json(self) -> dict[str, object]:
         return {"ok": True, "opened": self.opened, "attached": self.attached,
@@ -117,23 +121,40 @@ class AlertIntake:
             await self._store(alert, trigger.id, "resolved_noted")
             return
         if attached is None:
-            evidence = f"{alert.source}: {alert.summary}" + (f" (value {alert.value:g}{_unit(trigger)})"
-                                                              if alert.value is not None else "")
-
-            async def with_alert(session: AsyncSession, incident: Incident) -> None:
-                await self._track(session, incident.id, alert, "opened", trigger.id)
-
-            incident, created = await self.incidents.declare(Declaration(
-                level=trigger.level, declared_by=f"alert:{alert.source}", title=f"{trigger.title}: {alert.name}"[:200],
-                trigger_id=trigger.id, scenario_id=trigger.scenario, evidence=evidence[:1000], dedup_key=key,
-            ), also=with_alert)
+            incident, created, rest = await self.incidents.declare_receipt(*self._declaration(alert, trigger, key))
             if created:
                 result.opened.append(incident.id)
+                result.declaring.append(rest)
                 return
             attached = await self._attach(alert, trigger.id, key)  # another replica opened it a moment ago
             if attached is None:
                 return
         self._count(attached, result)
+
+    def _declaration(self, alert: NormalizedAlert, trigger: Trigger, key: str) -> tuple[Declaration, Also]:
+        """The incident an alert opens, and the alert's own rows written with it."""
+        evidence = f"{alert.source}: {alert.summary}" + (f" (value {alert.value:g}{_unit(trigger)})"
+                                                          if alert.value is not None else "")
+
+        async def with_alert(session: AsyncSession, incident: Incident) -> None:
+            await self._track(session, incident.id, alert, "opened", trigger.id)
+
+        return Declaration(
+            level=trigger.level, declared_by=f"alert:{alert.source}", title=f"{trigger.title}: {alert.name}"[:200],
+            trigger_id=trigger.id, scenario_id=trigger.scenario, evidence=evidence[:1000], dedup_key=key,
+        ), with_alert
+
+    async def rehearse(self) -> None:
+        """Start-up's dress rehearsal of the first alert: its look-up, then its declaration written and rolled back
+        (`Incidents.rehearse`), so the alert that opens the first incident is answered at a warm process's speed."""
+        trigger = next((t for t in self.svc.runbook.triggers), None)
+        if trigger is None:
+            return
+        alert = NormalizedAlert(source="alertmanager", fingerprint="rollbot-rehearsal", status="firing",
+                                name="RollbotRehearsal", summary="start-up rehearsal", labels={"alertname": "rehearsal"})
+        key = f"{dedup_key(trigger.id)}:rehearsal"  # never an open incident's key
+        await self._known(alert, key)
+        await self.incidents.rehearse(*self._declaration(alert, trigger, key))
 
     @staticmethod
     def _count(attached: tuple[str, Change], result: IntakeResult) -> None:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot import logging_setup
 from bot.engine import timeline, timers
 from bot.engine.channel_dressing import ChannelDressing
-from bot.engine.incidents import slug
+from bot.engine.incidents import DECLARING, slug
 from bot.engine.services import Services
 from bot.engine.snapshot import Snapshot
 from bot.store.models import Incident
@@ -174,8 +174,8 @@ class WarRoom:
     async def _open(self, incident_id: str, response_url: str | None) -> bool:
         async with self.svc.db.session() as session:
             row = await session.get(Incident, incident_id)
-        if row is None or row.data.get("war_room_ready"):
-            return False
+        if row is None or row.status == DECLARING or row.data.get("war_room_ready"):
+            return False  # (declaring: its rest is still owed; the war-room promise it schedules comes back)
         # The channel needs only the incident's row: its creation starts first, the snapshot and the role
         # look-ups overlap it.
         creating = asyncio.ensure_future(self._create_channel(row)) if row.channel_id is None else None

@@ -69,6 +69,16 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def rehearsal(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that is always rolled back (start-up's rehearsal of the first alert's statements)."""
+        async with self.sessions() as session:
+            await session.begin()
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
     async def upgrade(self) -> None:
         """Apply Alembic migrations to head (alembic drives its own event loop, so it runs in a thread)."""
         await asyncio.to_thread(upgrade_to_head, self.url, self.schema)

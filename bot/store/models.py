@@ -31,7 +31,7 @@ class Incident(SQLModel, table=True):
     trigger_id: str | None = None
     level: str
     scenario_id: str | None = None
-    status: str = Field(default="open", index=True)  # open | resolved | cancelled
+    status: str = Field(default="open", index=True)  # declaring (an alert's, for ms) | open | resolved | cancelled
     stage: str = "deciding"  # deciding | declined | rolling_back | validating | stabilizing | resolved
     phase_id: str | None = None
     is_drill: bool = False
