@@ -139,6 +139,7 @@ async def main() -> None:
                 incidents = (await s.exec(select(func.count()).select_from(Incident))).one()
                 timers = (await s.exec(select(Timer))).all()
             lateness = []
+            by_kind: dict[str, list[float]] = {}
             for t in timers:
                 due = t.due_at if t.due_at.tzinfo else t.due_at.replace(tzinfo=UTC)
                 if t.status == "fired" and t.fired_at is not None:
@@ -146,6 +147,10 @@ async def main() -> None:
                     lateness.append(max(0.0, (fired - due).total_seconds()))
                 elif t.status in ("pending", "claimed") and due < end:
                     lateness.append((end - due).total_seconds())
+                else:
+                    continue
+                kind = t.kind if t.kind != "event" else f"event:{t.payload.get('listener')}"
+                by_kind.setdefault(kind, []).append(lateness[-1])
             calls = sb.calls[calls_before:]
         finally:
             process.terminate()
@@ -165,6 +170,9 @@ async def main() -> None:
         "timer_lateness_p50_s": round(statistics.median(lateness), 2) if lateness else 0.0,
         "timer_lateness_p99_s": round(percentile(lateness, 0.99), 2) if lateness else 0.0,
         "timer_lateness_max_s": round(max(lateness), 2) if lateness else 0.0,
+        # where the late ones are: p99 and count of the kinds with the largest p99
+        "timer_lateness_p99_by_kind": {k: {"p99_s": round(percentile(v, 0.99), 1), "n": len(v)} for k, v in sorted(
+            by_kind.items(), key=lambda kv: -percentile(kv[1], 0.99))[:12]},
         # The bot's own histogram: due -> its handler started (the lateness above counts until the handler, and
         # the Slack calls it awaited, finished). Bucket bounds: p99 is "at most" the bucket it falls in.
         "timer_start_lateness_count": started_late["count"],

@@ -1,5 +1,5 @@
-"""Comms drafts (Approve, Edit, Mark as sent), validation ticks, and `/rollback timeline | note | resolve` with the
-"Add to incident timeline" message shortcut."""
+"""Comms drafts (Approve, Edit, Mark as sent), validation ticks and All confirmed, and `/rollback timeline | note |
+resolve` with the "Add to incident timeline" message shortcut."""
 
 from __future__ import annotations
 

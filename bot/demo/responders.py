@@ -177,7 +177,7 @@ class Responders:
         async with self.bot.db.session() as session:
             rows = (await session.exec(select(Execution).where(
                 Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()
-        return any(r.task_id == task_id and (r.state == "succeeded" or r.state in BUSY) for r in rows)
+        return any(r.task_id == task_id and r.state in ("succeeded", *BUSY) for r in rows)
 
     async def _finished(self, step_id: str, task_id: str) -> bool:
         async with self.bot.db.session() as session:

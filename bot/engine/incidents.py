@@ -1,4 +1,5 @@
-"""Declaring an incident: one row, its steps, its timeline and its timers, in one transaction.
+"""Declaring an incident: one row, its steps, its timeline and its timers, in one transaction; or, for an alert,
+in two: the receipt the webhook answers on (the row, its opening lines, the alert), then the rest from the outbox.
 
 At most one open incident per dedup key (the trigger): the unique column refuses a second insert, and the
 caller gets the open incident instead.

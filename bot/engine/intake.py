@@ -147,7 +147,7 @@ class AlertIntake:
     async def rehearse(self) -> None:
         """Start-up's dress rehearsal of the first alert: its look-up, then its declaration written and rolled back
         (`Incidents.rehearse`), so the alert that opens the first incident is answered at a warm process's speed."""
-        trigger = next((t for t in self.svc.runbook.triggers), None)
+        trigger = next(iter(self.svc.runbook.triggers), None)
         if trigger is None:
             return
         alert = NormalizedAlert(source="alertmanager", fingerprint="rollbot-rehearsal", status="firing",

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
+from bot.engine.checklists import Refused
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.store.models import ChecklistItemState, Incident, TimelineEvent
 from bot.views.validation import CONFIRM_ALL, validation_blocks
@@ -73,6 +75,8 @@ async def test_the_owner_confirms_a_whole_list_in_one_click_and_an_outsider_is_r
                 TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "validated"))).all()
         assert sorted(lines) == sorted(f"{checklist.title}: ☑ {i.label}" for i in checklist.items), \
             "each item is on the timeline once, the one ticked before included"
+        with pytest.raises(Refused, match="not part of this runbook"):
+            await h.bot.resolution.confirm_all(incident.id, "no_such_list", QA)
         shown = _list_message(h, incident, checklist.title)
         assert _buttons(shown["blocks"]) == [], "a complete list offers no button"
         assert f"{len(checklist.items)}/{len(checklist.items)} confirmed" in str(shown["blocks"])
