@@ -162,4 +162,3 @@ async def check_as_action(probe: Coroutine[Any, Any, CheckResult], shown_as: str
         error=None if check.passed else f"{check.verdict.value}: {check.reason}",
         check=check,
     )
-

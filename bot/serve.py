@@ -26,7 +26,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     bot = Rollbot(settings)
     await bot.start()
-    await bot.intake.rehearse()  # before the first alert can arrive
+    try:
+        await bot.intake.rehearse()  # before the first alert can arrive
+    except Exception:  # a warm-up only: the first alert then pays for it, the bot still serves
+        log.exception("the start-up rehearsal of the first alert failed")
     runner = web.AppRunner(bot.web, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -62,7 +62,7 @@ def add_routes(app: web.Application, bot: Rollbot) -> None:
                 bot.metrics.alerts.labels(source, outcome).inc(n)
         for received_id, reason in result.triage:  # after the answer; a timer posts any this process cannot
             bot.spawn(bot.intake.post_triage(received_id, reason))
-        for incident_id, rest in zip(result.opened, result.declaring, strict=True):
+        for incident_id, rest in result.declaring.items():
             bot.spawn(_declare_and_open(bot, incident_id, rest))
         return web.json_response(result.as_json(), status=202 if result.opened or result.attached or result.repeated else 200)
 

@@ -154,7 +154,7 @@ class Responders:
             task_id = str(button.get("value", "")).split("|")[1] if "|" in str(button.get("value", "")) else ""
             if not button["action_id"].startswith("run_action|") or task_id in optional:
                 continue
-            if await self._already_ran(step.id, task_id):  # done, or started by itself: nobody clicks Run
+            if await self._started(step.id, task_id):  # done, or started by itself: nobody clicks Run
                 await self.wait_for(partial(self._finished, step.id, task_id), f"{_text(button)} to finish")
                 continue
             await self.click(user, inc.channel_id or "", message.ts, action_id=button["action_id"],
@@ -173,7 +173,7 @@ class Responders:
             return any(r.state == "succeeded" for r in rows)
         await self.wait_for(succeeded, f"{title} to succeed")
 
-    async def _already_ran(self, step_id: str, task_id: str) -> bool:
+    async def _started(self, step_id: str, task_id: str) -> bool:
         async with self.bot.db.session() as session:
             rows = (await session.exec(select(Execution).where(
                 Execution.incident_id == self.incident_id, Execution.step_id == step_id))).all()

@@ -45,7 +45,7 @@ class IntakeResult:
     triage: list[tuple[int, str]] = field(default_factory=list)  # (stored alert, why): owed a triage post
     repeats: int = 0  # notifications of a known alert in the same state: counted, nothing else
     repeated: list[str] = field(default_factory=list)  # the incidents those belong to
-    declaring: list[Outbound] = field(default_factory=list)  # the opened incidents' rest, owed after the answer
+    declaring: dict[str, Outbound] = field(default_factory=dict)  # opened incident -> its rest, owed after the answer
 
     def as_json(self) -> dict[str, object]:
         return {"ok": True, "opened": self.opened, "attached": self.attached,
@@ -124,7 +124,7 @@ class AlertIntake:
             incident, created, rest = await self.incidents.declare_receipt(*self._declaration(alert, trigger, key))
             if created:
                 result.opened.append(incident.id)
-                result.declaring.append(rest)
+                result.declaring[incident.id] = rest
                 return
             attached = await self._attach(alert, trigger.id, key)  # another replica opened it a moment ago
             if attached is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
-from bot.runbook.model import Action, Param, ParamType, Policy, Runbook
+from bot.runbook.model import Action, Param, ParamType, Policy, Runbook, StartWhen
 from bot.runbook.templating import compile_template, sample_context
 
 Loc = tuple[str | int, ...]
@@ -166,13 +166,9 @@ class _Checker:
                     self.action((*loc, "tasks", t, "action"), task.action)
                     if task.auto and not task.action:
                         self.add((*loc, "tasks", t, "auto"), "auto runs the task's action, but it names none")
-                    if task.start_when is not None and not task.action:
-                        self.add((*loc, "tasks", t, "start_when"), "start_when starts the task's action, but it "
-                                 "names none")
+                    self.start_when((*loc, "tasks", t), task.start_when, task.action)
                     if task.start_when is not None and task.auto:
                         self.add((*loc, "tasks", t, "start_when"), "say auto or start_when, not both")
-                    self.action((*loc, "tasks", t, "start_when", "succeeded"),
-                                task.start_when.succeeded if task.start_when else None)
                     for g, gate in enumerate(task.gates):
                         self.prometheus_action((*loc, "tasks", t, "gates", g, "action"), gate.action)
                         self.action((*loc, "tasks", t, "gates", g, "start_when", "succeeded"),
@@ -264,6 +260,14 @@ class _Checker:
         if not full.is_file():
             self.add(loc, f"script not found: {full}")
 
+    def start_when(self, loc: Loc, when: StartWhen | None, action: str | None) -> None:
+        """A task's or a scenario step's `start_when`: it starts the action named beside it, after a known one."""
+        if when is None:
+            return
+        if not action:
+            self.add((*loc, "start_when"), "start_when starts the action named beside it, but there is none")
+        self.action((*loc, "start_when", "succeeded"), when.succeeded)
+
     def scenarios_(self) -> None:
         for c, scenario in enumerate(self.rb.scenarios):
             loc: Loc = ("scenarios", c)
@@ -275,10 +279,7 @@ class _Checker:
             for s, step in enumerate(scenario.steps):
                 self.role((*loc, "steps", s, "owner"), step.owner)
                 self.action((*loc, "steps", s, "action"), step.action)
-                if step.start_when is not None and not step.action:
-                    self.add((*loc, "steps", s, "start_when"), "start_when starts the step's action, but it names none")
-                self.action((*loc, "steps", s, "start_when", "succeeded"),
-                            step.start_when.succeeded if step.start_when else None)
+                self.start_when((*loc, "steps", s), step.start_when, step.action)
 
     def escalation(self) -> None:
         for i, rung in enumerate(self.rb.escalation.management):

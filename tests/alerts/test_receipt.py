@@ -41,7 +41,7 @@ async def test_the_answer_comes_with_the_receipt_and_the_rest_is_written_once(tm
         repeat = await h.bot.intake.receive(parse("alertmanager", PAYMENT_ALERT))
         assert (repeat.opened, repeat.repeats) == ([], 1), "a repeat finds the receipt: no second incident"
 
-        await h.bot.svc.events.deliver(*result.declaring)
+        await h.bot.svc.events.deliver(*result.declaring.values())
         steps = await _count(h, StepState, StepState.incident_id == incident_id)
         timers = await _count(h, Timer, Timer.incident_id == incident_id)
         assert (await h.only_incident()).status == "open" and steps > 10

@@ -125,6 +125,8 @@ def test_the_runbook_checks_refuse_a_start_when_or_requires_naming_no_action(tmp
     text = text.replace("start_when: {succeeded: emergency_db_snapshot}", "start_when: {succeeded: no_such_action}")
     text = text.replace("action: enable_maintenance_mode,\n         start_when: {decision: approved}",
                         "action: enable_maintenance_mode,\n         start_when: {succeeded: no_such_scenario_action}")
+    text = text.replace("{id: stop_writes, title: Stop database writes, minutes: 1}",
+                        "{id: stop_writes, title: Stop database writes, minutes: 1, start_when: {decision: approved}}")
     text = text.replace("requires: [emergency_db_snapshot]  # never roll back without the snapshot\n",
                         "requires: [no_such_snapshot]\n", 1)
     path = DEFAULT_RUNBOOK.parent / f".test-{tmp_path.name}.yml"  # beside the scripts it names
@@ -137,6 +139,7 @@ def test_the_runbook_checks_refuse_a_start_when_or_requires_naming_no_action(tmp
     said = str(refused.value)
     assert "start_when.succeeded: names undefined action 'no_such_action'" in said
     assert "scenarios[0].steps[0].start_when.succeeded: names undefined action 'no_such_scenario_action'" in said
+    assert "scenarios[1].steps[0].start_when: start_when starts the action named beside it, but there is none" in said
     assert "requires[0]: names undefined action 'no_such_snapshot'" in said
 
 
