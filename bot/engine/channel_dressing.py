@@ -86,7 +86,7 @@ class ChannelDressing:
 
     async def _store(self, incident_id: str, **data: Any) -> None:
         async with self.svc.db.session() as session:
-            row = await session.get(Incident, incident_id)
+            row = await session.get(Incident, incident_id, with_for_update=True)
             assert row is not None
             row.data = {**row.data, **data}
             session.add(row)

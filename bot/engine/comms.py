@@ -264,7 +264,7 @@ class Comms:
                 return f"Statuspage did not take it ({type(exc).__name__}): post it by hand."
             now = self.svc.clock.now()
             async with self.svc.db.session() as session:
-                row = await session.get(Incident, draft.incident_id)
+                row = await session.get(Incident, draft.incident_id, with_for_update=True)
                 assert row is not None
                 row.data = {**row.data, "statuspage_incident_id": page_incident, "statuspage_status": status,
                             "statuspage_posted": [*row.data.get("statuspage_posted", []), template.id]}

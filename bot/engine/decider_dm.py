@@ -32,7 +32,7 @@ def register(svc: Services) -> None:
     async def on_decider_dm(timer: Timer) -> None:
         await _send(svc, timer)
 
-    svc.timers.on(DECIDER_DM, on_decider_dm)
+    svc.timers.on(DECIDER_DM, on_decider_dm, ordered=False)  # each DM its own delivery
 
 
 async def tell_deciders(svc: Services, incident_id: str, key: str, roles: list[str], text: str,

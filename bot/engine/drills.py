@@ -40,7 +40,7 @@ class Drills:
         incident, _ = await self.incidents.declare(self.declaration(declared_by, scenario_id, drill, level))
         if drill is not None:
             async with self.svc.db.session() as session:
-                row = await session.get(Incident, incident.id)
+                row = await session.get(Incident, incident.id, with_for_update=True)
                 assert row is not None
                 row.data = {**row.data, "drill_id": drill.id}
         await self.warroom.open(incident.id, response_url)
@@ -67,7 +67,7 @@ class Drills:
             return
         card = await self.scorecard(incident_id)
         async with self.svc.db.session() as session:
-            row = await session.get(Incident, incident_id)
+            row = await session.get(Incident, incident_id, with_for_update=True)
             assert row is not None
             row.data = {**row.data, "scorecard": card.as_dict()}
         if incident.channel_id:

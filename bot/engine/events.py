@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.engine import timers
 from bot.store.models import Timer
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Listener = Callable[..., Awaitable[None]]
-EVENT = "event"  # the timer kind of an outbox row
+EVENT = timers.EVENT_KIND  # the timer kind of an outbox row
 # The fast path has this long to take its rows before the timer worker may (a crash in between, another replica).
 FAST_PATH_GRACE = timedelta(seconds=10)
 
@@ -92,8 +93,6 @@ class EventBus:
                 out = await self.emit(event, own, change=change, **kwargs)
             await self.deliver(out)
             return Outbound()
-        from bot.engine import timers  # the module, not the service: a function of a session
-
         assert self.clock is not None, "EventBus.bind was not called"
         change = change or secrets.token_hex(8)
         out = Outbound()

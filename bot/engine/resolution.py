@@ -247,7 +247,7 @@ class Resolution:
             files = uploaded.get("files") or [uploaded.get("file") or {}]
             report_url = (files[0] if files else {}).get("permalink") or report_url
         async with self.svc.db.session() as session:
-            row = await session.get(Incident, incident_id)
+            row = await session.get(Incident, incident_id, with_for_update=True)
             assert row is not None
             row.data = {**row.data, "report_sha256": digest, "report_url": report_url}
             session.add(row)

@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import and_, or_, update
+from sqlalchemy import String, and_, case, cast, literal, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,10 +34,11 @@ Handler = Callable[[Timer], Awaitable[None]]
 # its claims every RENEW_EVERY_S (real seconds) while their handlers run, so a long handler is never taken twice.
 STALE_CLAIM = timedelta(minutes=2)
 RENEW_EVERY_S = 20.0
+EVENT_KIND = "event"  # an outbox row (bot/engine/events.py): its lane is per listener
 # Posts the visible failure of a parked row in its incident's thread (bot/engine/warroom.py handles it).
 PARKED_NOTICE = "parked_notice"
 CHUNK = 20  # timers claimed per transaction, at most
-PARALLEL = 64  # handlers running at once: every incident side by side (a waiting handler costs a coroutine)
+PARALLEL = 256  # handlers running at once: every lane side by side (a waiting handler costs only a coroutine)
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 120.0
@@ -109,22 +110,25 @@ async def cancel(session: AsyncSession, incident_id: str, kinds: list[str] | Non
         conditions.append(col(Timer.kind).not_in(except_kinds))
     if key_prefix:
         conditions.append(col(Timer.key).startswith(key_prefix))
-    if not kinds or "event" not in kinds:  # an outbox row is work owed, not a reminder: closing does not drop it
-        conditions.append(Timer.kind != "event")
+    if not kinds or EVENT_KIND not in kinds:  # an outbox row is work owed, not a reminder: closing does not drop it
+        conditions.append(Timer.kind != EVENT_KIND)
     result = await session.exec(update(Timer).where(*conditions).values(status="cancelled"))  # type: ignore[call-overload]
     return int(result.rowcount or 0)
 
 
 class TimerService:
     """Claims due timers in batches (one conditional UPDATE per batch, never more than there are free slots, so no
-    claim waits long unworked) and fires them with bounded parallelism: one incident's timers one at a time in due
-    order, incidents side by side. `dispatch` starts handlers and returns at once, so a handler waiting on Slack
-    (a rate-limit window, a slow answer) holds only its own incident's timers, never another's: the scheduler
-    calls it every tick, and a finished handler makes room for the next due timer at once. A handler that raises
-    is retried with backoff and jitter, never marked fired; after MAX_ATTEMPTS it is parked (status failed):
-    logged, counted, put on the incident's timeline and posted in its thread with a Retry button (a
-    `parked_notice` timer written in the same transaction). `retry` puts a parked row back to pending. This is
-    also the outbox worker (bot/engine/events.py): one way to say "do this later, durably"."""
+    claim waits long unworked) and fires them with bounded parallelism, in lanes: one incident's timers of one kind
+    one at a time in due order (one listener's outbox rows likewise), every other lane side by side. Kinds
+    registered `ordered=False` (a DM, a page: each its own delivery) run one lane per row. (An incident's lanes run
+    at once, so code that rewrites its `data` reads the row `with_for_update`.) `dispatch` starts
+    handlers and returns at once, so a handler waiting on Slack (a rate-limit window, a slow answer) holds only its
+    own lane, never another incident's timers nor its own incident's other kinds: the scheduler calls it every
+    tick, and a finished handler makes room for the next due timer at once. A handler that raises is retried with
+    backoff and jitter, never marked fired; after MAX_ATTEMPTS it is parked (status failed): logged, counted, put
+    on the incident's timeline and posted in its thread with a Retry button (a `parked_notice` timer written in
+    the same transaction). `retry` puts a parked row back to pending. This is also the outbox worker
+    (bot/engine/events.py): one way to say "do this later, durably"."""
 
     def __init__(self, db: Database, clock: Clock, owner: str, rng: random.Random | None = None,
                  parallel: int = PARALLEL) -> None:
@@ -134,6 +138,7 @@ class TimerService:
         self.rng = rng or random.Random()
         self.parallel = parallel
         self.handlers: dict[str, Handler] = {}
+        self.unordered: set[str] = set()  # kinds whose rows are independent: one lane per row
         self.metrics: Any = None  # bot.metrics.Metrics: lateness histogram, retries, failures
         self.max_lateness = 0.0  # seconds, the largest seen (a gauge beside the histogram)
         self.renew_every_s = RENEW_EVERY_S
@@ -141,15 +146,21 @@ class TimerService:
         # tick. Off in tests and the demo, which fire timers only when they move the clock (tick waits for them).
         self.refill = False
         self.fired = 0  # handlers that succeeded, since start
-        self._running: dict[str, asyncio.Task[int]] = {}  # lane (an incident, or one incident-less timer) -> its handler
+        self._running: dict[str, asyncio.Task[int]] = {}  # lane -> its handler
         self._claiming = asyncio.Lock()
         self._refilling: asyncio.Task[None] | None = None
         self._again = False
         self._finished_count = 0
         self._closed = False
 
-    def on(self, kind: str, handler: Handler) -> None:
+    def on(self, kind: str, handler: Handler, *, ordered: bool = True) -> None:
+        """`ordered=False`: the kind's rows do not depend on each other (one DM, one page), so an incident's rows
+        of it run side by side instead of one after another."""
         self.handlers[kind] = handler
+        if ordered:
+            self.unordered.discard(kind)
+        else:
+            self.unordered.add(kind)
 
     @staticmethod
     def _claimable(now: datetime) -> Any:
@@ -157,28 +168,50 @@ class TimerService:
                     or_(Timer.status == "pending",
                         and_(Timer.status == "claimed", Timer.fired_at < now - STALE_CLAIM)))  # type: ignore[operator]
 
-    @staticmethod
-    def lane(timer: Timer) -> str:
-        return timer.incident_id or f"timer:{timer.id}"
+    def _lane_of(self, timer_id: int | None, incident_id: str | None, kind: str, listener: str | None) -> str:
+        """Timers in one lane fire one at a time, in due order: an incident's timers of one kind (its outbox rows
+        per listener: a listener sees its events in order). An incident-less or unordered row is a lane alone."""
+        if incident_id is None or kind in self.unordered:
+            return f"timer:{timer_id}"
+        if kind == EVENT_KIND:
+            return f"{incident_id}:{kind}:{listener}"
+        return f"{incident_id}:{kind}"
+
+    def lane(self, timer: Timer) -> str:
+        listener = timer.payload.get("listener") if timer.kind == EVENT_KIND else None
+        return self._lane_of(timer.id, timer.incident_id, timer.kind, None if listener is None else str(listener))
+
+    def _lane_sql(self) -> Any:
+        """`_lane_of` in SQL, so a claim skips the busy lanes in the query itself (however many rows wait in them)."""
+        incident = col(Timer.incident_id)
+        alone = literal("timer:") + cast(Timer.id, String)  # never busy: its one row is claimed while it runs
+        by_kind = incident + literal(":") + col(Timer.kind)
+        by_listener = by_kind + literal(":") + col(Timer.payload)["listener"].as_string()
+        whens: list[Any] = [(incident.is_(None), alone)]
+        if self.unordered:
+            whens.append((col(Timer.kind).in_(sorted(self.unordered)), alone))
+        whens.append((Timer.kind == EVENT_KIND, by_listener))
+        return case(*whens, else_=by_kind)
 
     async def claim_due(self, limit: int = CHUNK, busy: Collection[str] = ()) -> list[Timer]:
-        """Claim up to `limit` due timers in one transaction, the earliest due of each incident not in `busy`
-        (incidents whose handler runs here: their next timer waits its turn unclaimed); a timer another replica
-        claimed first is skipped (the UPDATE re-checks each row)."""
+        """Claim up to `limit` due timers in one transaction, the earliest due of each lane not in `busy` (lanes
+        whose handler runs here: their next timer waits its turn unclaimed); a timer another replica claimed
+        first is skipped (the UPDATE re-checks each row)."""
         now = self.clock.now()
         token = f"{self.owner}:{secrets.token_hex(4)}"
         async with self.db.session() as session:
-            query = select(Timer.id, Timer.incident_id).where(self._claimable(now))
+            query = select(Timer.id, Timer.incident_id, Timer.kind, Timer.payload).where(self._claimable(now))
             if busy:
-                query = query.where(or_(col(Timer.incident_id).is_(None), col(Timer.incident_id).not_in(list(busy))))
+                query = query.where(self._lane_sql().not_in(list(busy)))
             candidates = (await session.exec(query.order_by(Timer.due_at, Timer.id).limit(limit * 4))).all()
             due: list[int] = []
-            incidents: set[str] = set()
-            for timer_id, incident_id in candidates:
-                if incident_id is not None:
-                    if incident_id in incidents:
-                        continue  # one per incident: its later ones once this one is done, in due order
-                    incidents.add(incident_id)
+            lanes: set[str] = set()
+            for timer_id, incident_id, kind, payload in candidates:
+                listener = (payload or {}).get("listener") if kind == EVENT_KIND else None
+                lane = self._lane_of(timer_id, incident_id, kind, None if listener is None else str(listener))
+                if lane in lanes:
+                    continue  # one per lane: its later ones once this one is done, in due order
+                lanes.add(lane)
                 due.append(timer_id)
                 if len(due) == limit:
                     break
@@ -204,8 +237,8 @@ class TimerService:
                     task.add_done_callback(functools.partial(self._finished, lane))
                 started += len(batch)
                 if not batch and self._finished_count == finished:
-                    break  # nothing more is due here (or it is another replica's, or waits for its incident's turn)
-                # (a handler that finished during the query freed its incident: look again)
+                    break  # nothing more is due here (or it is another replica's, or waits for its lane's turn)
+                # (a handler that finished during the query freed its lane: look again)
         return started
 
     def _finished(self, lane: str, done: asyncio.Task[int]) -> None:
@@ -223,7 +256,7 @@ class TimerService:
                 self._refilling = asyncio.ensure_future(self._refill())
 
     async def _refill(self) -> None:
-        """Claim what the finished handlers made room for (their incidents' next timers among it)."""
+        """Claim what the finished handlers made room for (their lanes' next timers among it)."""
         while self._again and not self._closed:
             self._again = False
             try:
@@ -234,7 +267,7 @@ class TimerService:
 
     async def tick(self) -> int:
         """Fire every due timer this process wins and wait for them (tests, the demo, a retry pressed): handlers
-        still run side by side, each incident's in due order. Returns how many fired meanwhile."""
+        still run side by side, each lane's in due order. Returns how many fired meanwhile."""
         before = self.fired
         while True:
             await self.dispatch()
@@ -373,7 +406,7 @@ class TimerService:
 
 def describe(timer: Timer) -> str:
     """What a row was for, in words a responder reads (no keys or kinds)."""
-    if timer.kind == "event":
+    if timer.kind == EVENT_KIND:
         listener = str(timer.payload.get("listener", "")).rsplit(".", 1)[-1].replace("_", " ")
         event = str(timer.payload.get("event", "")).replace("_", " ")
         return f"After \"{event}\": {listener}".replace(": on ", ": reacting to ")

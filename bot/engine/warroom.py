@@ -372,7 +372,7 @@ class WarRoom:
     async def _mark(self, incident_id: str, flag: str, kind: str, text: str) -> None:
         now = self.svc.clock.now()
         async with self.svc.db.session() as session:
-            row = await session.get(Incident, incident_id)
+            row = await session.get(Incident, incident_id, with_for_update=True)
             assert row is not None
             row.data = {**row.data, flag: True}
             timeline.record(session, incident_id, now, kind, text)

@@ -1,5 +1,6 @@
-"""Timers of different incidents fire side by side: a handler waiting on Slack (here, on an asyncio.Event) holds
-only its own incident's timers. Nothing is timed: the clock is a FakeClock and every wait is on a condition."""
+"""Timers fire in lanes, side by side: a handler waiting on Slack (here, on an asyncio.Event) holds only its own
+lane (one incident's timers of one kind, or one listener's outbox rows), never another incident's timers nor its
+own incident's other kinds. Nothing is timed: the clock is a FakeClock and every wait is on a condition."""
 
 from __future__ import annotations
 
@@ -53,30 +54,27 @@ class Log:
 
 
 async def test_a_handler_blocked_on_slack_does_not_hold_another_incidents_due_timer(db: Database) -> None:
-    """Incident A's handler waits on a Slack call that does not answer; B's timer, due later, is claimed by the
-    next dispatch (the scheduler's tick) and fires while A still waits. A's own next timer waits for A's turn
-    (one incident's timers one at a time, in due order), and fires once A's first is done."""
+    """Incident A's step timer waits on a Slack call that does not answer; B's, due later, is claimed by the next
+    dispatch (the scheduler's tick) and fires while A still waits. A's own next step timer waits for its turn (one
+    lane's timers one at a time, in due order), and fires once A's first is done."""
     clock = FakeClock(T0)
     await _incidents(db, "inc-a", "inc-b")
     async with db.session() as session:
-        await timers.schedule(session, key="a1", kind="slow", due_at=T0, incident_id="inc-a")
-        await timers.schedule(session, key="a2", kind="fast", due_at=T0, incident_id="inc-a")
-        await timers.schedule(session, key="b1", kind="fast", due_at=T0.replace(second=5), incident_id="inc-b")
+        await timers.schedule(session, key="a1", kind="step_due", due_at=T0, incident_id="inc-a",
+                              payload={"slow": True})
+        await timers.schedule(session, key="a2", kind="step_due", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="b1", kind="step_due", due_at=T0.replace(second=5), incident_id="inc-b")
     slack_answered = asyncio.Event()
     started, done = Log(), Log()
 
-    async def slow(timer: Timer) -> None:
+    async def step_due(timer: Timer) -> None:
         started.add(timer.key)
-        await slack_answered.wait()
-        done.add(timer.key)
-
-    async def fast(timer: Timer) -> None:
-        started.add(timer.key)
+        if timer.payload.get("slow"):
+            await slack_answered.wait()
         done.add(timer.key)
 
     service = TimerService(db, clock, "r")
-    service.on("slow", slow)
-    service.on("fast", fast)
+    service.on("step_due", step_due)
 
     assert await service.dispatch() == 1, "A's first timer; A's second waits for its turn, B's is not due"
     await _until(started.reached(1), "A's handler started")
@@ -93,28 +91,75 @@ async def test_a_handler_blocked_on_slack_does_not_hold_another_incidents_due_ti
     assert statuses == {"a1": "fired", "a2": "fired", "b1": "fired"}
 
 
-async def test_a_finished_handler_claims_its_incidents_next_timer_at_once(db: Database) -> None:
+async def test_one_incidents_other_kinds_and_listeners_run_beside_a_blocked_one(db: Database) -> None:
+    """A's header refresh waits on Slack; A's decision deadline (another kind) and an outbox row of another
+    listener fire meanwhile, while the same listener's second row waits behind its first (a listener sees its
+    events in order). Rows of a kind registered unordered (DMs) do not wait for each other at all."""
+    clock = FakeClock(T0)
+    await _incidents(db, "inc-a")
+
+    def event(listener: str, n: int) -> dict[str, object]:
+        return {"event": "step_completed", "listener": listener, "kwargs": {"n": n}}
+
+    async with db.session() as session:
+        await timers.schedule(session, key="header", kind="header_tick", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="deadline", kind="decision_due", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="report-1", kind="event", due_at=T0, incident_id="inc-a",
+                              payload=event("report.on_step", 1))
+        await timers.schedule(session, key="report-2", kind="event", due_at=T0, incident_id="inc-a",
+                              payload=event("report.on_step", 2))
+        await timers.schedule(session, key="comms-1", kind="event", due_at=T0, incident_id="inc-a",
+                              payload=event("comms.on_step", 1))
+        for n in range(3):
+            await timers.schedule(session, key=f"dm-{n}", kind="decider_dm", due_at=T0, incident_id="inc-a",
+                                  payload={"slow": True})
+    slack_answered = asyncio.Event()
+    started, done = Log(), Log()
+
+    async def handler(timer: Timer) -> None:
+        started.add(timer.key)
+        if timer.kind in ("header_tick", "decider_dm") or timer.key == "report-1":
+            await slack_answered.wait()
+        done.add(timer.key)
+
+    service = TimerService(db, clock, "r")
+    for kind in ("header_tick", "decision_due", "event"):
+        service.on(kind, handler)
+    service.on("decider_dm", handler, ordered=False)
+
+    assert await service.dispatch() == 7, "all but the report listener's second row"
+    await _until(done.reached(2), "the deadline and the comms row fired beside the blocked header")
+    assert sorted(done.keys) == ["comms-1", "deadline"]
+    assert sorted(started.keys) == ["comms-1", "deadline", "dm-0", "dm-1", "dm-2", "header", "report-1"]
+    assert await service.dispatch() == 0, "report-2 waits for report-1"
+
+    slack_answered.set()
+    await service.tick()
+    assert done.keys.index("report-2") > done.keys.index("report-1")
+    assert sorted(done.keys) == sorted(["header", "deadline", "report-1", "report-2", "comms-1",
+                                        "dm-0", "dm-1", "dm-2"])
+
+
+async def test_a_finished_handler_claims_its_lanes_next_timer_at_once(db: Database) -> None:
     """With refill on (the app's scheduler), a finished handler makes room for the next due timer without
-    waiting for the next tick: A's second timer fires as soon as A's first is done."""
+    waiting for the next tick: A's second step timer fires as soon as A's first is done."""
     clock = FakeClock(T0)
     await _incidents(db, "inc-a")
     async with db.session() as session:
-        await timers.schedule(session, key="a1", kind="slow", due_at=T0, incident_id="inc-a")
-        await timers.schedule(session, key="a2", kind="fast", due_at=T0, incident_id="inc-a")
+        await timers.schedule(session, key="a1", kind="step_due", due_at=T0, incident_id="inc-a",
+                              payload={"slow": True})
+        await timers.schedule(session, key="a2", kind="step_due", due_at=T0, incident_id="inc-a")
     release = asyncio.Event()
     done = Log()
 
-    async def slow(timer: Timer) -> None:
-        await release.wait()
-        done.add(timer.key)
-
-    async def fast(timer: Timer) -> None:
+    async def step_due(timer: Timer) -> None:
+        if timer.payload.get("slow"):
+            await release.wait()
         done.add(timer.key)
 
     service = TimerService(db, clock, "r")
     service.refill = True
-    service.on("slow", slow)
-    service.on("fast", fast)
+    service.on("step_due", step_due)
     assert await service.dispatch() == 1
     release.set()
     await _until(done.reached(2), "A's second timer fired after its first, with no tick between")
