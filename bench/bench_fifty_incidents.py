@@ -68,17 +68,23 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
-def histogram(text: str, name: str) -> dict[str, Any]:
-    """A Prometheus histogram from the text exposition: cumulative counts by upper bound, and the count."""
-    buckets: list[tuple[float, float]] = []
-    count = 0.0
+def histograms(text: str, name: str) -> dict[str, dict[str, Any]]:
+    """A labelled Prometheus histogram from the text exposition, by its `kind` label and summed ("all"):
+    cumulative counts by upper bound, and the count."""
+    by_kind: dict[str, dict[float, float]] = {}
     for line in text.splitlines():
         if line.startswith(f"{name}_bucket{{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
-        elif line.startswith(f"{name}_count"):
-            count = float(line.rsplit(" ", 1)[1])
-    return {"buckets": sorted(buckets), "count": int(count)}
+            labels, value = line[len(name) + 8:].rsplit("} ", 1)
+            pairs = dict(part.split("=", 1) for part in labels.split(","))
+            bound = pairs["le"].strip('"')
+            buckets = by_kind.setdefault(pairs.get("kind", '"all"').strip('"'), {})
+            buckets[float("inf") if bound == "+Inf" else float(bound)] = float(value)
+    total: dict[float, float] = {}
+    for buckets in by_kind.values():
+        for bound, n in buckets.items():
+            total[bound] = total.get(bound, 0.0) + n
+    by_kind["all"] = total
+    return {kind: {"buckets": sorted(b.items()), "count": int(b.get(float("inf"), 0))} for kind, b in by_kind.items()}
 
 
 def bucket_quantile(h: dict[str, Any], q: float) -> float | None:
@@ -134,7 +140,8 @@ async def main() -> None:
             peak_rss = max(peak_rss, rss_mb(process.pid, "VmHWM"))
             end = datetime.now(UTC)
             async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as got:
-                started_late = histogram(await got.text(), "rollbot_timer_lateness_seconds")
+                started_by_kind = histograms(await got.text(), "rollbot_timer_lateness_seconds")
+                started_late = started_by_kind["all"]
             async with db.session() as s:
                 incidents = (await s.exec(select(func.count()).select_from(Incident))).one()
                 timers = (await s.exec(select(Timer))).all()
@@ -178,6 +185,9 @@ async def main() -> None:
         "timer_start_lateness_count": started_late["count"],
         "timer_start_lateness_p99_at_most_s": bucket_quantile(started_late, 0.99),
         "timer_start_lateness_share_within_2s": round(share_within(started_late, 2.0), 4),
+        "timer_start_lateness_by_kind": {k: {"p99_at_most_s": bucket_quantile(h, 0.99), "n": h["count"],
+                                             "share_within_2s": round(share_within(h, 2.0), 4)}
+                                         for k, h in sorted(started_by_kind.items()) if k != "all"},
         "peak_rss_mb": round(peak_rss, 1), "database": db_url.split(":", 1)[0], "goals": GOALS,
     }
     report("fifty_incidents", summary, [

@@ -26,7 +26,7 @@ class Metrics:
         self.timer_lateness = Gauge("rollbot_timer_lateness_seconds_max", "Largest timer lateness seen",
                                     registry=self.registry)
         self.timer_lateness_seconds = Histogram(
-            "rollbot_timer_lateness_seconds", "How late each timer fired after its due time",
+            "rollbot_timer_lateness_seconds", "How late each timer's handler started after its due time", ["kind"],
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=self.registry)
         self.timer_retries = Counter("rollbot_timer_retries", "Timer handlers that failed and will run again",
                                      ["kind"], registry=self.registry)

@@ -333,7 +333,7 @@ class TimerService:
         lateness = max(0.0, (self.clock.now() - timer.due_at).total_seconds())
         self.max_lateness = max(self.max_lateness, lateness)
         if self.metrics is not None:
-            self.metrics.timer_lateness_seconds.observe(lateness)
+            self.metrics.timer_lateness_seconds.labels(timer.kind).observe(lateness)
         handler = self.handlers.get(timer.kind)
         # The lease is renewed beside the handler and stopped by an event, never cancelled mid-query (a cancelled
         # database call can leave its pooled connection unusable).

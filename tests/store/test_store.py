@@ -143,7 +143,7 @@ async def test_a_large_due_backlog_is_claimed_in_small_chunks(db: Database) -> N
         for i in range(total):
             await timers.schedule(session, key=f"b{i}", kind="probe", due_at=T0)
     claimed_at_fire: list[int] = []
-    service = TimerService(db, clock, "r")
+    service = TimerService(db, clock, "r", parallel=timers.CHUNK * 2)  # fewer slots than the backlog
 
     async def handler(timer: Timer) -> None:
         async with db.session() as session:

@@ -265,3 +265,29 @@ async def test_a_declaration_writes_its_timers_in_one_statement(tmp_path: Path) 
             kinds = {t.kind for t in (await session.exec(select(Timer).where(Timer.incident_id == incident.id))).all()}
     assert created and len(inserts) == 1
     assert {"warroom_open", "decision_due", "step_due", "phase_due", "escalation_rung"} <= kinds
+
+
+async def test_start_lateness_is_observed_by_kind_when_the_handler_starts(db: Database) -> None:
+    """The lateness histogram counts due -> handler started, labelled by timer kind: a step timer fired 7 s after
+    its due time lands in the 10 s bucket of its own kind, and a handler's own duration adds nothing."""
+    from bot.metrics import Metrics
+
+    clock = FakeClock(T0)
+    await _incidents(db, "inc-a")
+    async with db.session() as session:
+        await timers.schedule(session, key="a1", kind="step_due", due_at=T0, incident_id="inc-a")
+
+    async def step_due(_timer: Timer) -> None:
+        clock.advance(60)  # a minute of Slack calls inside the handler
+
+    service = TimerService(db, clock, "r")
+    service.metrics = Metrics()
+    service.on("step_due", step_due)
+    clock.advance(7)
+    assert await service.tick() == 1
+
+    def bucket(le: str) -> float | None:
+        return service.metrics.registry.get_sample_value(
+            "rollbot_timer_lateness_seconds_bucket", {"kind": "step_due", "le": le})
+
+    assert (bucket("5.0"), bucket("10.0"), bucket("+Inf")) == (0.0, 1.0, 1.0)
