@@ -2,7 +2,7 @@
 process, against the sandbox with Slack's real rate-limit tiers on.
 
     .venv/bin/python bench/bench_fifty_incidents.py [--incidents 50] [--seconds 200] [--latency-ms 0]
-                                                    [--database-url URL]
+                                                    [--database-url URL] [--serve-log PATH]
 
 Measures how many war rooms are ready (and when the last one was), Slack calls answered 429, timer lateness
 (fired, or still pending past due, at the end), and the bot process's peak RSS. Prints each next to its goal;
@@ -103,6 +103,7 @@ async def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--serve-log", default=None, help="write the bot's own log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -162,7 +163,9 @@ async def main() -> None:
         finally:
             process.terminate()
             await process.wait()
-            drain.cancel()
+            served = await drain
+            if args.serve_log:
+                await asyncio.to_thread(Path(args.serve_log).write_bytes, served)
         await db.dispose()
         await sb.stop()
     too_many = sum(1 for c in calls if c["status"] == 429)

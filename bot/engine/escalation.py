@@ -49,7 +49,7 @@ class Escalation:
         self.svc = svc
         svc.on_declare.append(self._schedule_ladder)
         svc.timers.on(RUNG, self.on_rung)
-        svc.timers.on(PAGE_TIMEOUT, self.on_page_timeout)
+        svc.timers.on(PAGE_TIMEOUT, self.on_page_timeout, ordered=False)  # each role's page its own deadline
         svc.timers.on(PAGE_DELIVERY, self.on_page_delivery, ordered=False)  # each page its own delivery
         svc.events.on("war_room_ready", self.page_responders, name="escalation.page_responders")
         svc.events.on("decision_overdue", self.escalate_now, name="escalation.escalate_now")

@@ -37,9 +37,10 @@ RENEW_EVERY_S = 20.0
 EVENT_KIND = "event"  # an outbox row (bot/engine/events.py): its lane is per listener
 # Posts the visible failure of a parked row in its incident's thread (bot/engine/warroom.py handles it).
 PARKED_NOTICE = "parked_notice"
-CHUNK = 20  # timers claimed per transaction, at most
+CHUNK = 100  # timers claimed per transaction, at most: a burst due at once (fifty incidents' deadlines) starts together
 PARALLEL = 256  # handlers running at once: every lane side by side (a waiting handler costs only a coroutine)
 MAX_ATTEMPTS = 6
+LATE_START_S = 2.0  # a handler starting later than this after its due time is logged (the lateness goal)
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 120.0
 # Failures that are routine for a retrying worker (a Slack or Redis blip): logged without a traceback.
@@ -332,6 +333,8 @@ class TimerService:
         """Run a claimed timer's handler, renewing the claim while it runs; 1 when it fired, 0 when it failed."""
         lateness = max(0.0, (self.clock.now() - timer.due_at).total_seconds())
         self.max_lateness = max(self.max_lateness, lateness)
+        if lateness > LATE_START_S:
+            log.warning("timer %s started %.1f s after its due time", timer.key, lateness)
         if self.metrics is not None:
             self.metrics.timer_lateness_seconds.labels(timer.kind).observe(lateness)
         handler = self.handlers.get(timer.kind)

@@ -129,6 +129,9 @@ class WarRoom:
         incident = await session.get(Incident, incident_id)
         if incident is None or incident.status != "open":
             return
+        # A minute that passed before the room was ready (or while this tick waited) is owed no tick of its own:
+        # the next is the coming minute. Keyed by the minute, so ticks that catch up converge on one chain.
+        n = max(n, (self.svc.clock.now() - incident.declared_at) // HEADER_EVERY + 1)
         await timers.schedule(session, key=f"{incident_id}:{HEADER_TICK}:{n}", kind=HEADER_TICK,
                               due_at=incident.declared_at + n * HEADER_EVERY, incident_id=incident_id,
                               payload={"n": n})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from sqlmodel import col, func, select
 
-from bot.store.models import Incident, IncidentAlert, ReceivedAlert, SlackMessage, TimelineEvent
+from bot.store.models import Incident, IncidentAlert, ReceivedAlert, SlackMessage, TimelineEvent, Timer
 from tests.support.blockkit import schema_errors
 from tests.support.harness import Harness, harness
 
@@ -237,6 +238,23 @@ async def test_the_header_refreshes_each_minute_while_the_incident_is_open(tmp_p
             ticks = (await session.exec(select(func.count()).where(
                 TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "header_tick"))).one()
         assert ticks == 0, "the refresh is not an event on the timeline"
+
+
+async def test_a_late_header_tick_does_not_replay_the_minutes_it_missed(tmp_path: Path) -> None:
+    """The clock jumps 2.5 minutes (a room that was slow to open, a loaded machine): the one tick that was due
+    fires, shows the true elapsed time, and schedules the coming minute, not the minute that already passed."""
+    async with harness(tmp_path) as h:
+        await h.command("U500OC01", "start payment card payments failing")
+        incident = await h.only_incident()
+        assert incident.channel_id
+        assert await h.advance(150) >= 1
+        header = next(m for m in h.messages(incident.channel_id) if "Rollback incident" in m["text"])
+        assert "2 min of the 30-min RTO" in json.dumps(header["blocks"])
+        async with h.bot.db.session() as session:
+            ticks = (await session.exec(select(Timer).where(
+                Timer.incident_id == incident.id, Timer.kind == "header_tick"))).all()
+        assert sorted((t.key.rsplit(":", 1)[-1], t.status) for t in ticks) == [("1", "fired"), ("3", "pending")]
+        assert next(t.due_at for t in ticks if t.status == "pending") == incident.declared_at + timedelta(minutes=3)
 
 
 async def test_a_header_render_that_shows_nothing_new_makes_no_edit(tmp_path: Path) -> None:
