@@ -169,18 +169,17 @@ class TimerService:
                     or_(Timer.status == "pending",
                         and_(Timer.status == "claimed", Timer.fired_at < now - STALE_CLAIM)))  # type: ignore[operator]
 
-    def _lane_of(self, timer_id: int | None, incident_id: str | None, kind: str, listener: str | None) -> str:
+    def _lane_of(self, timer_id: int | None, incident_id: str | None, kind: str, payload: dict[str, Any] | None) -> str:
         """Timers in one lane fire one at a time, in due order: an incident's timers of one kind (its outbox rows
         per listener: a listener sees its events in order). An incident-less or unordered row is a lane alone."""
         if incident_id is None or kind in self.unordered:
             return f"timer:{timer_id}"
         if kind == EVENT_KIND:
-            return f"{incident_id}:{kind}:{listener}"
+            return f"{incident_id}:{kind}:{(payload or {}).get('listener')}"
         return f"{incident_id}:{kind}"
 
     def lane(self, timer: Timer) -> str:
-        listener = timer.payload.get("listener") if timer.kind == EVENT_KIND else None
-        return self._lane_of(timer.id, timer.incident_id, timer.kind, None if listener is None else str(listener))
+        return self._lane_of(timer.id, timer.incident_id, timer.kind, timer.payload)
 
     def _lane_sql(self) -> Any:
         """`_lane_of` in SQL, so a claim skips the busy lanes in the query itself (however many rows wait in them)."""
@@ -208,8 +207,7 @@ class TimerService:
             due: list[int] = []
             lanes: set[str] = set()
             for timer_id, incident_id, kind, payload in candidates:
-                listener = (payload or {}).get("listener") if kind == EVENT_KIND else None
-                lane = self._lane_of(timer_id, incident_id, kind, None if listener is None else str(listener))
+                lane = self._lane_of(timer_id, incident_id, kind, payload)
                 if lane in lanes:
                     continue  # one per lane: its later ones once this one is done, in due order
                 lanes.add(lane)
