@@ -24,9 +24,9 @@ from benchlib import percentile, report
 
 from actions.shell import ShellSpec
 from bot.app import Rollbot
-from bot.config import load_settings
+from bot.cli.webserver import start_site
+from bot.core.config import load_settings
 from bot.sandbox.server import SandboxServer
-from bot.webserver import start_site
 
 GOAL_P99_MS = 100.0
 SLACK_GIVES_UP_MS = 3000.0

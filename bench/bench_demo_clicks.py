@@ -24,9 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.engine.procedure import procedure_for  # noqa: E402
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook  # noqa: E402
 from bot.runbook.model import Runbook  # noqa: E402
+from bot.steps.procedure import procedure_for  # noqa: E402
 
 HUMAN = ("block_actions", "view_submission", "command")
 TICKS = ("checklist_tick", "validation_tick")
@@ -70,7 +70,7 @@ def count(transcript: dict[str, Any], runbook: Runbook, scenario_id: str) -> dic
 
 
 def run_demo(scenario_id: str, out: Path) -> None:
-    subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--scenario", scenario_id, "--speed", "0", "--quiet",
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "demo", "--scenario", scenario_id, "--speed", "0", "--quiet",
                     "--transcript", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -22,10 +22,10 @@ from benchlib import report
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.config import load_settings
+from bot.cli.webserver import start_site
+from bot.core.config import load_settings
 from bot.sandbox.server import SandboxServer
 from bot.store.models import TimelineEvent
-from bot.webserver import start_site
 
 ALERT = {
     "version": "4", "status": "firing", "receiver": "rollbot", "groupKey": "bench", "groupLabels": {},

@@ -44,7 +44,7 @@ async def start_serve(env: dict[str, str]) -> tuple[Any, Any]:
     import asyncio
     import sys
 
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli.main", "serve", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert process.stdout is not None
     while b"listening" not in (line := await asyncio.wait_for(process.stdout.readline(), 60)):
@@ -73,7 +73,7 @@ class SandboxProcess:
         import asyncio
         import sys
 
-        argv = [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(self.port), "--app-url", self.app_url,
+        argv = [sys.executable, "-m", "bot.cli.main", "sandbox", "--port", str(self.port), "--app-url", self.app_url,
                 "--bot-token", self.bot_token, "--signing-secret", self.signing_secret]
         self.process = await asyncio.create_subprocess_exec(
             *argv, *([] if self.limits else ["--no-limits"]), stdout=asyncio.subprocess.PIPE,

@@ -12,32 +12,32 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from slack_bolt.async_app import AsyncApp
 
-from bot.clock import Clock, SystemClock
-from bot.config import Settings, require_slack
-from bot.coord import Coordinator, LocalCoordinator
-from bot.engine import decider_dm
-from bot.engine.alert_notes import AlertNotes
-from bot.engine.approvals import Approvals
-from bot.engine.checklists import Checklists
-from bot.engine.comms import Comms
-from bot.engine.drills import Drills
-from bot.engine.escalation import Escalation
-from bot.engine.executions import Executions
-from bot.engine.incidents import Incidents
-from bot.engine.intake import AlertIntake
-from bot.engine.outbox import Outbox
-from bot.engine.resolution import Resolution
-from bot.engine.roles import RoleDirectory
-from bot.engine.services import Services
-from bot.engine.silences import AlertSilences
-from bot.engine.timers import TimerService
-from bot.engine.warroom import WarRoom
-from bot.metrics import Metrics
-from bot.ratelimit import SlackRateLimiter
-from bot.roster import load_roster
+from bot.alerts.intake import AlertIntake
+from bot.alerts.notes import AlertNotes
+from bot.alerts.silencing import AlertSilences
+from bot.comms.service import Comms
+from bot.core import decider_dm
+from bot.core.clock import Clock, SystemClock
+from bot.core.config import Settings, require_slack
+from bot.core.coord import Coordinator, LocalCoordinator
+from bot.core.metrics import Metrics
+from bot.core.roles import RoleDirectory
+from bot.core.roster import load_roster
+from bot.core.services import Services
+from bot.core.timers import TimerService
+from bot.decision.approvals import Approvals
+from bot.drills.service import Drills
+from bot.escalation.service import Escalation
+from bot.executions.service import Executions
+from bot.incidents.parked import Outbox
+from bot.incidents.resolution import Resolution
+from bot.incidents.service import Incidents
+from bot.incidents.warroom import WarRoom
 from bot.runbook.loader import load_runbook
 from bot.slack.gateway import SlackGateway, make_client
 from bot.slack.queue import SlackCallQueue
+from bot.slack.ratelimit import SlackRateLimiter
+from bot.steps.checklists import Checklists
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Rollbot:
         client.metrics = self.metrics
         slack = SlackGateway(client, self.db, settings.post_claim_stale_seconds)
         if coord is None and settings.redis_url:
-            from bot.coord_redis import RedisCoordinator
+            from bot.core.coord_redis import RedisCoordinator
 
             coord = RedisCoordinator(settings.redis_url, monotonic=self.clock.monotonic)
             coord.metrics = self.metrics

@@ -16,7 +16,7 @@ from bot.alerts.parsers import parse
 
 if TYPE_CHECKING:
     from bot.app import Rollbot
-    from bot.engine.events import Outbound
+    from bot.core.events import Outbound
 
 
 def alert_auth(bot: Rollbot) -> AlertAuth:

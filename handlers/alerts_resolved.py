@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.engine.alert_notes import message_key
-from bot.views.alerts import RESOLVE_ACTION, VALIDATE_ACTION
+from bot.alerts.notes import message_key
+from bot.alerts.views import RESOLVE_ACTION, VALIDATE_ACTION
 from handlers.interaction import click_from, incident_for_message, refuse
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Approval clicks: Approve / Decline (with a reason) / Change level / Re-open on the decision message, Approve /
 Decline / Type confirmation phrase on an action's approval message, and `/rollback role <role> @user`.
 
-Thin: find the request the click belongs to (refusing forged clicks), ack, and let bot/engine/approvals.py decide.
+Thin: find the request the click belongs to (refusing forged clicks), ack, and let bot/decision/approvals.py decide.
 Work after the ack runs through bot.spawn so it is tracked.
 """
 
@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.engine.approvals import message_key
-from bot.engine.checklists import Refused
-from bot.store.models import ApprovalRequest
-from bot.views.confirm import CONFIRM_MODAL, PHRASE, challenge_of, confirm_modal, typed_phrase
-from bot.views.decision import (
+from bot.decision.approvals import message_key
+from bot.decision.confirm_view import CONFIRM_MODAL, PHRASE, challenge_of, confirm_modal, typed_phrase
+from bot.decision.views import (
     ACTION_APPROVE,
     ACTION_CONFIRM,
     ACTION_DECLINE,
@@ -29,6 +27,8 @@ from bot.views.decision import (
     decline_modal,
     declined_reason,
 )
+from bot.steps.checklists import Refused
+from bot.store.models import ApprovalRequest
 from handlers.commands import Ack, add_subcommand
 from handlers.interaction import Click, click_from, incident_for_message, sealed, submit_within_ack, unsealed
 

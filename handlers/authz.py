@@ -1,5 +1,5 @@
 """The Bolt middleware every interaction goes through first: an action, view submission or shortcut without a row
-in the authorization table (bot/engine/authz.py RULES) is acknowledged and refused, so a listener added without a
+in the authorization table (bot/core/authz.py RULES) is acknowledged and refused, so a listener added without a
 rule cannot run. The rule itself is checked, with the click's incident and subject, by the engine call the
 handler makes (`authz.require`)."""
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.response import BoltResponse
 
-from bot.engine.authz import RULES, interaction_key
+from bot.core.authz import RULES, interaction_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
-from bot.engine import authz
-from bot.engine.checklists import Refused
-from bot.views.common import truncate
-from bot.views.status import status_text
-from bot.views.step import parse_checklist_block_id
+from bot.core import authz
+from bot.incidents.status_view import status_text
+from bot.slack.blocks import truncate
+from bot.steps.checklists import Refused
+from bot.steps.views import parse_checklist_block_id
 from handlers.interaction import click_from, incident_for_message, refuse, sealed, submit_within_ack, tell, unsealed
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bot.engine.authz import RULES, interaction_key
-from bot.engine.incidents import Declaration
-from bot.views.common import escape
-from bot.views.declare import CALLBACK_ID, NO_SCENARIO, declare_modal, submitted_values
+from bot.core.authz import RULES, interaction_key
+from bot.incidents.declare_view import CALLBACK_ID, NO_SCENARIO, declare_modal, submitted_values
+from bot.incidents.service import Declaration
+from bot.slack.blocks import escape
 from handlers.command_parser import USAGE, VERSION_RE, Command, CommandError, parse
 from handlers.interaction import sealed, unsealed
 
@@ -62,7 +62,7 @@ def register(bot: Rollbot) -> None:
             await ack(response_type="ephemeral", text=f":x: {exc}\n\n{USAGE}")
             return
         handler = SUBCOMMANDS.get(parsed.name)
-        if handler is None or interaction_key("command", parsed.name) not in RULES:  # bot/engine/authz.py
+        if handler is None or interaction_key("command", parsed.name) not in RULES:  # bot/core/authz.py
             await ack(response_type="ephemeral", text=f"`{parsed.name}` is not available in this deployment.")
             return
         await handler(bot, parsed, command, ack)
@@ -71,7 +71,7 @@ def register(bot: Rollbot) -> None:
 async def _modal(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     incident = await bot.incidents.by_channel(command.get("channel_id", ""))
     if incident is not None and incident.status == "open":  # in an incident's channel: that incident, not a new one
-        from bot.views.status import incident_menu_text
+        from bot.incidents.status_view import incident_menu_text
 
         snap = await bot.svc.snapshot(incident.id, with_holders=False)
         await ack(response_type="ephemeral", text=incident_menu_text(snap))
@@ -121,7 +121,7 @@ async def _list(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -
 
 
 async def _status(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
-    from bot.views.status import status_text
+    from bot.incidents.status_view import status_text
 
     incident = await bot.incidents.by_channel(command.get("channel_id", ""))
     if incident is None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.engine import timeline
-from bot.engine.checklists import Refused
-from bot.views.common import escape
-from bot.views.comms import APPROVE, APPROVE_SENT, EDIT, EDIT_MODAL, SENT, edit_modal, parse_button_value
-from bot.views.timeline import timeline_pages
-from bot.views.validation import CONFIRM_ALL, TICK
+from bot.comms.views import APPROVE, APPROVE_SENT, EDIT, EDIT_MODAL, SENT, edit_modal, parse_button_value
+from bot.core import timeline
+from bot.reports.timeline_view import timeline_pages
+from bot.slack.blocks import escape
+from bot.steps.checklists import Refused
+from bot.steps.validation_view import CONFIRM_ALL, TICK
 from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
 from handlers.interaction import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.views.contacts import contacts_text
-from bot.views.page import ACK
+from bot.escalation.contacts_view import contacts_text
+from bot.escalation.views import ACK
 from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
 from handlers.interaction import click_from, refuse

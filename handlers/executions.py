@@ -11,10 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from actions.params import format_value
-from bot.engine.checklists import Refused
-from bot.engine.executions import Context, InputRefused, needs_approval, runs_without_form
-from bot.views.common import param_label
-from bot.views.execution import (
+from bot.executions.service import Context, InputRefused, needs_approval, runs_without_form
+from bot.executions.views import (
     CANCEL,
     MODE_BLOCK,
     PARAM_BLOCK,
@@ -31,6 +29,8 @@ from bot.views.execution import (
     modal_values,
     run_modal,
 )
+from bot.slack.blocks import param_label
+from bot.steps.checklists import Refused
 from handlers.interaction import Click, click_from, incident_for_message, refuse, sealed, unsealed
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from slack_sdk.models.views import View
 
+from bot.slack.blocks import truncate
 from bot.store.models import Incident
-from bot.views.common import truncate
 
 if TYPE_CHECKING:
     from bot.app import Rollbot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.views.parked import RETRY_ACTION
+from bot.incidents.parked_view import RETRY_ACTION
 from handlers.interaction import click_from, incident_for_message, refuse
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.views.header import SILENCE_ACTION
+from bot.incidents.header import SILENCE_ACTION
 from handlers.interaction import click_from, refuse
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.logging_setup import request_id
+from bot.core.logging_setup import request_id
 
 if TYPE_CHECKING:
     from bot.app import Rollbot

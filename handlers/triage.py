@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.alerts.matching import SEVERITY_RANK
+from bot.alerts.triage_view import DECLARE_ACTION
+from bot.incidents.declare_view import Prefill, declare_modal
 from bot.store.models import ReceivedAlert
-from bot.views.declare import Prefill, declare_modal
-from bot.views.triage import DECLARE_ACTION
 from handlers.interaction import click_from, refuse, sealed
 
 if TYPE_CHECKING:

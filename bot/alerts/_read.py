@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import units
 from bot.alerts.model import AlertParseError, Status
+from bot.core import units
 
 _MISSING = object()
 
@@ -112,7 +112,7 @@ def number(value: Any, path: str) -> float | None:
     if isinstance(value, int | float):
         result = float(value)
     elif isinstance(value, str):
-        # A unit may follow the number ("3.4%", "800ms"); matching reads it again to convert (bot/units.py).
+        # A unit may follow the number ("3.4%", "800ms"); matching reads it again to convert (bot/core/units.py).
         m = units.VALUE_WITH_UNIT.match(value)
         if m is not None and (not m["unit"] or units.known(m["unit"])):
             result = float(m["number"])

@@ -8,7 +8,7 @@ Candidates are gathered by these rules, in this order (within a rule, in the run
 3. every one of a trigger's `match.labels` present on the alert with an equal value;
 4. a `metric` label (or annotation) equal to a trigger's `condition.metric`.
 
-The value is converted into the trigger's unit first (`bot/units.py`: 0.03 ratio is 3 %, 0.8 s is 800 ms). The
+The value is converted into the trigger's unit first (`bot/core/units.py`: 0.03 ratio is 3 %, 0.8 s is 800 ms). The
 first candidate whose condition accepts the value wins; a candidate without a condition, or an alert without a
 value, passes (the monitoring system already judged it). When several candidates of one rule pass, the alert's
 `severity` label picks the level (critical: the runbook's first level, warning: its second, info: its third).
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot import units
 from bot.alerts.model import NormalizedAlert
+from bot.core import units
 from bot.runbook.model import Comparison, Condition, Trigger
 
 Rule = Literal["rollbot_trigger", "alertname", "labels", "metric"]

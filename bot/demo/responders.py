@@ -13,10 +13,10 @@ from typing import Any
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from bot.demo.printer import Printer
 from bot.demo.sim import Simulation, Stuck
-from bot.engine.executions import runs_without_form
+from bot.executions.service import runs_without_form
 from bot.runbook.model import Step
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.workspace import Message

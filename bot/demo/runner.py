@@ -17,19 +17,19 @@ from typing import Any
 import aiohttp
 
 from bot.app import Rollbot
-from bot.clock import FakeClock
-from bot.config import load_settings
-from bot.coord import LocalCoordinator
+from bot.cli.webserver import start_site
+from bot.core.clock import FakeClock
+from bot.core.config import load_settings
+from bot.core.coord import LocalCoordinator
+from bot.core.heap import settle
 from bot.demo.printer import Printer
 from bot.demo.responders import Responders, StepStuck
 from bot.demo.sim import Simulation
 from bot.demo.stack import health_endpoint, until_interrupted
-from bot.engine.procedure import Procedure, procedure_for
-from bot.heap import settle
 from bot.runbook.model import Runbook, Step
 from bot.sandbox.server import SandboxServer
 from bot.slack.queue import SlackCallQueue
-from bot.webserver import start_site
+from bot.steps.procedure import Procedure, procedure_for
 
 DEFAULT_SPEED = 90.0  # simulated seconds per real second, for watching: the 30-minute procedure in about 20 s
 # Real-time limits (the sandbox's and the bot's Slack rate limits) run this much faster than Slack's, as if the
@@ -248,7 +248,7 @@ def run_demo(args: argparse.Namespace) -> int:
     demo = Demo(args.scenario, DEFAULT_SPEED if args.speed is None else args.speed, transcript, workdir, args.quiet,
                 socket_mode=getattr(args, "socket_mode", False),
                 keep=bool(getattr(args, "keep", False)))
-    settle()  # the imported heap, out of the collector's walks (bot/heap.py)
+    settle()  # the imported heap, out of the collector's walks (bot/core/heap.py)
     try:
         report = asyncio.run(demo.run())
     except StepStuck as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import col, func, select
 
 from bot.app import Rollbot
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from bot.store.models import Timer
 
 PARKED_FOR_TIME = -1  # a person waiting for a simulated time: nothing to re-check

@@ -12,12 +12,12 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.app import Rollbot
-from bot.clock import Clock, ScaledClock, SystemClock
-from bot.config import load_settings
-from bot.engine.action_specs import CHECK_URL_ENV_PREFIX
+from bot.cli.webserver import start_site
+from bot.core.clock import Clock, ScaledClock, SystemClock
+from bot.core.config import load_settings
+from bot.executions.specs import CHECK_URL_ENV_PREFIX
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.sandbox.server import SandboxServer
-from bot.webserver import start_site
 
 ALERT_TOKEN = "demo-alert-token"
 

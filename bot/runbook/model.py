@@ -11,7 +11,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot import units
+from bot.core import units
 
 T = TypeVar("T")
 Id = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -367,7 +367,7 @@ class LabelledItem(Strict):
 class ValidationChecklist(Strict):
     id: Id
     title: str
-    owner: Id | None = None  # who ticks it, with the incident leads (bot/engine/authz.py)
+    owner: Id | None = None  # who ticks it, with the incident leads (bot/core/authz.py)
     items: list[LabelledItem] = Field(min_length=1)
 
 

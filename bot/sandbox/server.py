@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode
 import aiohttp
 from aiohttp import web
 
+from bot.cli.webserver import listen_url, start_site
 from bot.sandbox import payloads, webclient
 from bot.sandbox import scopes as method_scopes
 from bot.sandbox.faults import LOST_500, LOST_TIMEOUT, Faults
@@ -25,7 +26,6 @@ from bot.sandbox.signing import signed_headers
 from bot.sandbox.socket_mode import SocketHub
 from bot.sandbox.webapi import Call, SlackError, WebApi
 from bot.sandbox.workspace import Message, load_workspace
-from bot.webserver import listen_url, start_site
 
 TRIGGER_SECONDS = 3.0
 RESPONSE_URL_USES = 5

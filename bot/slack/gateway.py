@@ -29,7 +29,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.clock import utc
+from bot.core.clock import utc
 from bot.slack.queue import Priority, SlackCallQueue, call_message, call_priority, slack_call
 from bot.store.db import Database
 from bot.store.models import Claim, SlackMessage

@@ -1,6 +1,6 @@
 """A prioritized queue in front of every Slack Web API call.
 
-When a rate-limit budget (a method's tier, a channel's posting rate: bot/ratelimit.py) is short, what a person
+When a rate-limit budget (a method's tier, a channel's posting rate: bot/slack/ratelimit.py) is short, what a person
 is waiting on goes first: follow-ups of an ack and decisions, then pages, then step updates, and header refreshes
 last. Calls for the same message (same channel and ts) wait for each other, so renders land in order, and a
 newer render replaces one still queued; an update of a message starts no sooner than `refresh_interval` after the
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from bot.ratelimit import SlackRateLimiter
+from bot.slack.ratelimit import SlackRateLimiter
 
 
 class Priority(IntEnum):

@@ -17,7 +17,7 @@ SLACK_EVENT_DOCS = "https://docs.slack.dev/reference/events/"
 # Web API method -> bot scopes it needs (Slack's method reference, "Required scopes: Bot token").
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),  # identify the bot user at start-up and in /readyz
-    # Checklists, decisions, progress, DMs; chat:write.public for the triage post (bot/engine/triage.py): it goes
+    # Checklists, decisions, progress, DMs; chat:write.public for the triage post (bot/alerts/triage.py): it goes
     # to a public channel the bot has not joined, which Slack refuses (not_in_channel) without it.
     "chat.postMessage": ("chat:write", "chat:write.public"),
     "chat.update": ("chat:write",),  # every re-render

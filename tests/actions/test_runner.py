@@ -15,7 +15,7 @@ from actions.redact import Redactor
 from actions.result import Outcome
 from actions.runner import ActionRunner, DuplicateExecution
 from actions.shell import ShellSpec
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from tests.actions.conftest import FAST, SCRIPTS_DIR, LocalServer, pid_alive
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import event, func
 from sqlmodel import SQLModel, col, select
 
 from bot.alerts.parsers import parse
-from bot.engine.events import FAST_PATH_GRACE
-from bot.engine.incidents import DECLARING
-from bot.engine.warroom import OPEN_GRACE
+from bot.core.events import FAST_PATH_GRACE
+from bot.incidents.service import DECLARING
+from bot.incidents.warroom import OPEN_GRACE
 from bot.store.models import IncidentAlert, StepState, Timer
 from tests.authz.test_table import _database
 from tests.support.harness import Harness, harness

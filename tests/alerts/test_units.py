@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from alert_fixture_files import AM_CPU, GRAFANA, load_fixture
 
-from bot import units
 from bot.alerts import Match, NoMatch, match_trigger
 from bot.alerts.parsers import parse_alertmanager, parse_grafana
+from bot.core import units
 from bot.runbook.model import Condition, Trigger
 
 

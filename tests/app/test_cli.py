@@ -11,10 +11,10 @@ HEAVY = ("aiohttp", "slack_bolt", "slack_sdk", "bot.sandbox", "sqlalchemy", "pyd
 
 PROBE = """
 import contextlib, io, json, sys
-import bot.cli
+import bot.cli.main
 after_import = sorted(m for m in sys.modules)
 with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
-    bot.cli.main(["--help"])
+    bot.cli.main.main(["--help"])
 print(json.dumps({"import": after_import, "help": sorted(sys.modules), "text": out.getvalue()}))
 """
 
@@ -27,7 +27,7 @@ def test_importing_the_cli_and_printing_help_load_no_heavy_module() -> None:
     # A fresh interpreter: this test process has long imported everything.
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     seen = json.loads(done.stdout)
-    assert "bot.cli" in seen["import"]
+    assert "bot.cli.main" in seen["import"]
     assert _heavy(seen["import"]) == []
     assert _heavy(seen["help"]) == []
     for command in ("serve", "runbook", "db", "sandbox", "demo", "report"):  # --help still lists them all
@@ -35,6 +35,6 @@ def test_importing_the_cli_and_printing_help_load_no_heavy_module() -> None:
 
 
 def test_a_command_still_finds_what_it_imports_lazily() -> None:
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "runbook", "validate"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "bot.cli.main", "runbook", "validate"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.slack.scopes import bot_scopes
 
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "slack" / "manifest-schema_manifest.schema.1.0.0.json"

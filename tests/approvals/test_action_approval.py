@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.decision.views import ACTION_APPROVE, ACTION_CONFIRM, ACTION_DECLINE, APPROVE
 from bot.store.models import ConfirmationChallenge, Execution, Incident
-from bot.views.decision import ACTION_APPROVE, ACTION_CONFIRM, ACTION_DECLINE, APPROVE
 from tests.approvals.support import EventLog, action_ids, click, declare, ephemerals, kinds, message
 from tests.support.harness import Harness, harness
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.views.confirm import CONFIRM_MODAL, challenge_of, confirm_modal, typed_phrase
-from bot.views.decision import (
+from bot.decision.confirm_view import CONFIRM_MODAL, challenge_of, confirm_modal, typed_phrase
+from bot.decision.views import (
     ACTION_CONFIRM,
     APPROVE,
     CHANGE_LEVEL,

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bot.engine.policy import Ballot, Policy, evaluate, match
+from bot.decision.policy import Ballot, Policy, evaluate, match
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 
 TL, DO, PM, DBA = "technical_lead", "devops_lead", "product_manager", "database_admin"

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
+from bot.decision.views import APPROVE, CHANGE_LEVEL, DECLINE
 from bot.store.models import ApprovalRequest, Page, RoleOverride, StepState, TimelineEvent, Timer
-from bot.views.decision import APPROVE, CHANGE_LEVEL, DECLINE
 from tests.approvals.support import (
     EventLog,
     action_ids,

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
+from bot.executions.views import ExecutionView, execution_blocks, execution_text
+from bot.slack.blocks import escape
 from bot.store.models import Execution
-from bot.views.common import escape
-from bot.views.execution import ExecutionView, execution_blocks, execution_text
 from tests.support.harness import Harness, harness
 
 PAYLOAD = "<!channel> <!here> <@U999PWN1> <https://evil.test/login|Click to keep your job> & more"

@@ -23,10 +23,10 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from bot.engine import timers
+from bot.core import timers
+from bot.decision.confirm_view import confirm_modal
 from bot.sandbox import payloads
 from bot.store.models import CommsDraft, Execution, Incident, Page, TimelineEvent
-from bot.views.confirm import confirm_modal
 from handlers.interaction import _mac
 from tests.authz.test_table import (
     DECLARER,
@@ -408,7 +408,7 @@ ROWS: dict[str, Row] = {
     "alerts_silence": Row(button("alerts_silence", "Rollback incident"), setup=alerted),
     "alerts_resolved_validate": Row(button("alerts_resolved_validate"), setup=all_resolved, alone=True),
     "alerts_resolved_resolve": Row(button("alerts_resolved_resolve"), setup=resolvable, alone=True),
-    # parked outbox work (bot/engine/outbox.py): the incident leads retry it
+    # parked outbox work (bot/incidents/parked.py): the incident leads retry it
     "outbox_retry": Row(button("outbox_retry"), setup=parked, alone=True),
     "triage_declare": Row(button("triage_declare", channel="C0GENERAL"), changes=False, setup=triaged),
     # anyone: declare, drill, annotate, read

@@ -15,8 +15,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import SQLModel, select
 
 from bot.app import Rollbot
-from bot.engine import authz
-from bot.engine.authz import RULES, Refused, Subject, interaction_key
+from bot.core import authz
+from bot.core.authz import RULES, Refused, Subject, interaction_key
 from bot.store.models import CommsDraft, Incident, TimelineEvent
 from handlers.commands import SUBCOMMANDS
 from tests.support.harness import Harness, harness

@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import select
 
-from bot.engine.procedure import procedure_for
-from bot.runbook import cli as runbook_cli
+from bot.cli import runbook as runbook_cli
+from bot.cli.webserver import start_site
 from bot.runbook.loader import DEFAULT_RUNBOOK
 from bot.runbook.templating import render_template
+from bot.steps.procedure import procedure_for
 from bot.store.models import CommsDraft, Incident, TimelineEvent
-from bot.webserver import start_site
 from tests.support.harness import Harness, harness
 
 

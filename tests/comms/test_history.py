@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.engine.scorecard import score
+from bot.reports.scorecard import score
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from tests.comms.test_templates import CASES, T0, _at, history_at
 

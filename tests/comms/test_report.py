@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.cli import main as cli_main
+from bot.cli.main import main as cli_main
 from bot.store.models import CommsDraft, Execution, TimelineEvent
 from tests.comms.test_comms import _draft_message, _work_the_procedure
 from tests.support.harness import Harness, harness

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import history
-from bot.engine.comms_facts import facts
-from bot.engine.people import People
+from bot.comms.facts import facts
+from bot.core.people import People
+from bot.reports import history
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import CommsTemplate, Runbook
 from bot.runbook.templating import render_template

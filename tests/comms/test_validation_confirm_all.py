@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.engine.checklists import Refused
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
+from bot.steps.checklists import Refused
+from bot.steps.validation_view import CONFIRM_ALL, validation_blocks
 from bot.store.models import ChecklistItemState, Incident, TimelineEvent
-from bot.views.validation import CONFIRM_ALL, validation_blocks
 from tests.support.harness import Harness, harness
 
 QA, PLATFORM = "U400QA01", "U600PF01"

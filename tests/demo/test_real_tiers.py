@@ -17,8 +17,8 @@ import pytest
 from sqlmodel import select
 
 from bot.demo.runner import Demo
-from bot.engine.procedure import procedure_for
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
+from bot.steps.procedure import procedure_for
 from bot.store.db import Database
 from bot.store.models import Execution, Incident
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import timeline
-from bot.engine.procedure import procedure_for
-from bot.engine.scorecard import score
+from bot.core import timeline
+from bot.reports.scorecard import score
+from bot.steps.procedure import procedure_for
 from bot.store.models import Incident, StepState
 from tests.support.harness import Harness, harness
 
@@ -106,9 +106,9 @@ async def test_a_whole_drill_with_statuspage_and_an_http_check_configured_sends_
     from aiohttp import web
     from sqlmodel import select
 
+    from bot.cli.webserver import start_site
+    from bot.comms.views import text_version
     from bot.store.models import CommsDraft, Execution, TimelineEvent
-    from bot.views.comms import text_version
-    from bot.webserver import start_site
 
     received: list[str] = []
 

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.engine import timeline
+from bot.core import timeline
 from bot.store.models import Incident, Page
 from tests.support.harness import Harness, harness
 

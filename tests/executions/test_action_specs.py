@@ -10,7 +10,7 @@ import pytest
 
 from actions.check import CheckSpec
 from actions.shell import ShellSpec
-from bot.engine.action_specs import ActionInputError, check_url, prepare, scripts_base, stage_spec
+from bot.executions.specs import ActionInputError, check_url, prepare, scripts_base, stage_spec
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import Action, Param
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from bot.engine import execution_store as store
+from bot.executions import store
 from bot.store.db import Database
 from bot.store.models import Execution, Incident
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.store.models import Execution
-from bot.views.execution import (
+from bot.executions.views import (
     CANCEL,
     RETRY,
     SCENARIO_RUN,
@@ -28,6 +27,7 @@ from bot.views.execution import (
     run_modal,
     scenario_blocks,
 )
+from bot.store.models import Execution
 from tests.support.blockkit import schema_errors
 
 T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.engine.checklists import Refused
-from bot.engine.executions import AUTO, runs_without_form
+from bot.decision.views import APPROVE
+from bot.executions.service import AUTO, runs_without_form
 from bot.runbook.loader import DEFAULT_RUNBOOK, RunbookError, load_runbook
 from bot.runbook.model import item_id
+from bot.steps.checklists import Refused
 from bot.store.models import ChecklistItemState, Execution, Incident
-from bot.views.decision import APPROVE
 from tests.approvals.support import click
 from tests.support.harness import Harness, harness
 

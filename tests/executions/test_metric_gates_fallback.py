@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import select
 
 from bot.runbook.model import item_id
+from bot.slack.blocks import escape
 from bot.store.models import ChecklistItemState, Execution, Incident
-from bot.views.common import escape
 from tests.executions.conftest import HealthServer
 from tests.support.harness import Harness, harness
 from tests.support.phases import in_validation

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from actions.check import CheckSpec
 from actions.result import Outcome
 from actions.runner import ActionRunner
-from bot.engine.action_specs import check_spec, prepare, scripts_base, stage_spec
-from bot.engine.traffic_run import StagedRun
+from bot.executions.specs import check_spec, prepare, scripts_base, stage_spec
+from bot.executions.traffic import StagedRun
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from tests.executions.conftest import HealthServer
 

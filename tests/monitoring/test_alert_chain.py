@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
+from bot.alerts.triage_view import DECLARE_ACTION
 from bot.store.models import Incident, ReceivedAlert, TimelineEvent
-from bot.views.triage import DECLARE_ACTION
 from tests.support.harness import Harness, harness
 from tests.support.prom import alertmanager, exporter, prometheus, wait_until
 

@@ -21,8 +21,8 @@ from actions.prometheus import PrometheusCheckSpec, judge, run_prometheus_check
 from actions.result import CheckVerdict
 from actions.runner import ActionRunner
 from actions.traffic import Halted, restore_traffic
-from bot.engine.action_specs import ActionInputError, prometheus_spec
-from bot.engine.executions import AUTO
+from bot.executions.service import AUTO
+from bot.executions.specs import ActionInputError, prometheus_spec
 from bot.runbook.loader import load_runbook
 from bot.runbook.model import item_id
 from bot.store.models import ChecklistItemState, Execution
@@ -168,8 +168,8 @@ async def test_the_engines_staged_restore_with_the_real_traffic_script_halts_at_
     with 25 % to roll back to, and 75 % never runs."""
     from datetime import UTC, datetime
 
-    from bot.engine.action_specs import prepare, scripts_base, stage_spec
-    from bot.engine.traffic_run import StagedRun
+    from bot.executions.specs import prepare, scripts_base, stage_spec
+    from bot.executions.traffic import StagedRun
 
     runbook = load_runbook(DEFAULT_RUNBOOK)
     action = runbook.action("gradual_traffic_restore")

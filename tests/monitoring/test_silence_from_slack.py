@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.views.header import SILENCE_ACTION
+from bot.incidents.header import SILENCE_ACTION
 from tests.support.harness import Harness, harness
 from tests.support.prom import alertmanager, wait_until
 

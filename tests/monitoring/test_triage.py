@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 from sqlmodel import select
 
-from bot.engine.triage import post_triage
+from bot.alerts.triage import post_triage
+from bot.alerts.triage_view import DECLARE_ACTION
 from bot.sandbox.faults import LOST_500
 from bot.store.models import ReceivedAlert
-from bot.views.triage import DECLARE_ACTION
 from tests.support.harness import harness
 
 AUTH = {"Authorization": "Bearer test-alert-token"}

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.coord import LocalCoordinator
+from bot.core.clock import FakeClock
+from bot.core.coord import LocalCoordinator
 from tests.support.services import require_redis
 
 
@@ -22,7 +22,7 @@ async def coords(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, Any
         local = LocalCoordinator(clock.monotonic)
         yield local, local
         return
-    from bot.coord_redis import RedisCoordinator
+    from bot.core.coord_redis import RedisCoordinator
 
     url = require_redis()
     prefix = f"rollbot-test-{secrets.token_hex(4)}:"
@@ -86,8 +86,8 @@ async def test_hit_counts_are_shared_by_replicas(coords: tuple[Any, Any]) -> Non
 async def test_replicas_together_stay_inside_a_methods_tier(coords: tuple[Any, Any]) -> None:
     """conversations.create is tier 2 (20 in any 60 s, as Slack counts): however the calls of both replicas fall,
     no 60 s hold more than 20; a burst goes out at once up to a fifth of the tier, the rest waits its window."""
-    from bot.ratelimit import CHANNEL_BURST, SlackRateLimiter
     from bot.sandbox.limits import RateLimits
+    from bot.slack.ratelimit import CHANNEL_BURST, SlackRateLimiter
 
     now = [1_800_000_000.0 + 5]  # 5 s into a minute
     slept: list[float] = []

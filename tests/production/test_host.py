@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.cli import main
-from bot.config import ConfigError, load_settings
+from bot.cli.main import main
+from bot.cli.webserver import listen_url
+from bot.core.config import ConfigError, load_settings
 from bot.sandbox.server import SandboxServer
-from bot.webserver import listen_url
 
 OTHER_LOOPBACK = "127.0.0.2"  # Linux routes all of 127/8 to lo: a second address without a second interface
 
@@ -57,7 +57,7 @@ async def test_serve_listens_on_rollbot_host_and_nowhere_else(tmp_path: Path) ->
     env = os.environ | {"SLACK_BOT_TOKEN": sb.bot_token, "SLACK_SIGNING_SECRET": sb.signing_secret,
                         "SLACK_API_URL": sb.api_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'rb.db'}",
                         "PORT": str(port), "ROLLBOT_HOST": OTHER_LOOPBACK}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli.main", "serve", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         seen = b""
@@ -95,7 +95,7 @@ def test_rollbot_sandbox_defaults_to_this_machine(monkeypatch: pytest.MonkeyPatc
         seen["host"] = args.host
         return 0
 
-    monkeypatch.setattr("bot.sandbox_cli.run_sandbox", fake_run)
+    monkeypatch.setattr("bot.cli.sandbox.run_sandbox", fake_run)
     monkeypatch.delenv("ROLLBOT_HOST", raising=False)
     assert main(["sandbox"]) == 0
     assert seen["host"] == "127.0.0.1"

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.logging_setup import JsonFormatter, incident_id
+from bot.core.logging_setup import JsonFormatter, incident_id
 from bot.sandbox.server import SandboxServer
 
 
@@ -31,7 +31,7 @@ def test_a_log_line_is_json_with_the_incident_id_and_no_secret() -> None:
 
 def test_database_and_redis_passwords_are_masked_in_logs() -> None:
     """A driver error that quotes the connection URL does not leak DATABASE_URL's or REDIS_URL's password."""
-    from bot.config import load_settings
+    from bot.core.config import load_settings
 
     settings = load_settings({"DATABASE_URL": "postgresql://rollbot:pg%2Fpass-9f3k@db.internal:5432/rollbot",
                               "REDIS_URL": "redis://:r3dis-pw-77aa@cache.internal:6379/0"})
@@ -56,7 +56,7 @@ async def test_serve_settles_its_heap_and_exits_within_ten_seconds_of_sigterm(tm
     env = os.environ | {"SLACK_BOT_TOKEN": sb.bot_token, "SLACK_SIGNING_SECRET": sb.signing_secret,
                         "SLACK_API_URL": sb.api_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'rb.db'}",
                         "PORT": str(port)}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli.main", "serve", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         seen = b""
@@ -64,7 +64,7 @@ async def test_serve_settles_its_heap_and_exits_within_ten_seconds_of_sigterm(tm
             line = await asyncio.wait_for(process.stdout.readline(), 30)  # type: ignore[union-attr]
             assert line, seen
             seen += line
-        # The start-up heap is frozen, so a full collection no longer stops the loop to walk it (bot/heap.py).
+        # The start-up heap is frozen, so a full collection no longer stops the loop to walk it (bot/core/heap.py).
         settled = re.search(rb"heap settled: (\d+) objects", seen)
         assert settled and int(settled.group(1)) > 50_000, seen
         started = time.monotonic()

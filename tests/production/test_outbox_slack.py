@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot.engine import timeline, timers
-from bot.engine.decider_dm import DECIDER_DM, tell_deciders
-from bot.engine.events import FAST_PATH_GRACE
+from bot.core import timeline, timers
+from bot.core.decider_dm import DECIDER_DM, tell_deciders
+from bot.core.events import FAST_PATH_GRACE
 from bot.sandbox.faults import LOST_500
 from bot.slack.gateway import META_TYPE, SlackGateway, make_client
 from bot.store.models import CommsDraft, Incident, Page, Timer

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from bot.clock import FakeClock
-from bot.coord_redis import RECHECK_S, RedisCoordinator
-from bot.metrics import Metrics
+from bot.core.clock import FakeClock
+from bot.core.coord_redis import RECHECK_S, RedisCoordinator
+from bot.core.metrics import Metrics
 from tests.support.harness import harness
 
 REDIS_SERVER = shutil.which("redis-server")

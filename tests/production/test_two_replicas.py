@@ -42,7 +42,7 @@ _DRAINS: set[asyncio.Task[None]] = set()
 
 
 async def _serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli.main", "serve", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert process.stdout is not None
     seen = b""

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.runbook import cli
+from bot.cli import runbook as cli
 from bot.runbook.loader import DEFAULT_RUNBOOK, RunbookError, load_runbook
 
 BROKEN = Path(__file__).parent / "broken"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runbook import cli
+from bot.cli import runbook as cli
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from tests.runbook.seed import SEED
 

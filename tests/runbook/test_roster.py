@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.roster import DEFAULT_ROSTER, Contact, RosterError, load_roster
+from bot.core.roster import DEFAULT_ROSTER, Contact, RosterError, load_roster
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import Runbook
 

@@ -15,10 +15,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cli.webserver import start_site
 from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.signing import sign
-from bot.webserver import start_site
 
 SLACK_VECTOR_BODY = (
     "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar"

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.cli.webserver import start_site
 from bot.sandbox.server import SandboxServer
-from bot.webserver import start_site
 
 WEB = Path(__file__).resolve().parents[2] / "bot" / "sandbox" / "web"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from bot.coord import LocalCoordinator
-from bot.ratelimit import CHANNEL_BURST, SlackRateLimiter
+from bot.core.coord import LocalCoordinator
 from bot.slack.queue import Priority, SlackCallQueue
+from bot.slack.ratelimit import CHANNEL_BURST, SlackRateLimiter
 from bot.slack.tiers import METHOD_TIERS, TIERS
 from tests.support.harness import harness
 

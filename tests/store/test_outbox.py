@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.clock import FakeClock
-from bot.engine import events as outbox
-from bot.engine import timers
-from bot.engine.events import EventBus
-from bot.engine.timers import TimerService
+from bot.core import events as outbox
+from bot.core import timers
+from bot.core.clock import FakeClock
+from bot.core.events import EventBus
+from bot.core.timers import TimerService
 from bot.store.db import Database
 from bot.store.models import Timer
 

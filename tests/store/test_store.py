@@ -11,9 +11,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
-from bot.clock import FakeClock
-from bot.engine import timers
-from bot.engine.timers import TimerService
+from bot.core import timers
+from bot.core.clock import FakeClock
+from bot.core.timers import TimerService
 from bot.store.db import Database, alembic_config
 from bot.store.models import Incident, Timer
 
@@ -97,7 +97,7 @@ async def test_each_due_timer_fires_exactly_once_across_two_processes(db: Databa
 async def test_a_failing_timer_handler_is_retried_with_backoff_not_marked_fired(db: Database) -> None:
     """A handler that raises (Slack down, a network timeout) leaves its timer pending for a later attempt; it
     fires once the handler succeeds, and is marked failed (and counted) only after the last attempt."""
-    from bot.metrics import Metrics
+    from bot.core.metrics import Metrics
 
     clock = FakeClock(T0)
     async with db.session() as session:

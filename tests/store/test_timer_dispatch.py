@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.clock import FakeClock
-from bot.engine import timers
-from bot.engine.timers import TimerService
+from bot.core import timers
+from bot.core.clock import FakeClock
+from bot.core.timers import TimerService
 from bot.store.db import Database
 from bot.store.models import Incident, Timer
 
@@ -244,7 +244,7 @@ async def test_a_declaration_writes_its_timers_in_one_statement(tmp_path: Path) 
     due times, the targets and the management ladder: all in one INSERT in the declaration's transaction."""
     from sqlalchemy import event
 
-    from bot.engine.incidents import Declaration
+    from bot.incidents.service import Declaration
     from tests.support.harness import harness
 
     async with harness(tmp_path) as h:
@@ -270,7 +270,7 @@ async def test_a_declaration_writes_its_timers_in_one_statement(tmp_path: Path) 
 async def test_start_lateness_is_observed_by_kind_when_the_handler_starts(db: Database) -> None:
     """The lateness histogram counts due -> handler started, labelled by timer kind: a step timer fired 7 s after
     its due time lands in the 10 s bucket of its own kind, and a handler's own duration adds nothing."""
-    from bot.metrics import Metrics
+    from bot.core.metrics import Metrics
 
     clock = FakeClock(T0)
     await _incidents(db, "inc-a")

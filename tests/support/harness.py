@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import Rollbot
-from bot.clock import FakeClock
-from bot.config import load_settings
+from bot.cli.webserver import start_site
+from bot.core.clock import FakeClock
+from bot.core.config import load_settings
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident
-from bot.webserver import start_site
 from tests.support.blockkit import assert_everything_posted_is_valid
 from tests.support.db import fresh_database
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.escalation.contacts_view import contacts_text
+from bot.executions.views import run_modal
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
-from bot.views.contacts import contacts_text
-from bot.views.execution import run_modal
 from handlers.executions import _modal
 from handlers.interaction import Click
 from tests.approvals.test_action_approval import approved_incident_with_a_restore_request

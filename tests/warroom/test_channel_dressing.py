@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.decision.views import APPROVE
 from bot.runbook.loader import DEFAULT_RUNBOOK
-from bot.views.decision import APPROVE
 from tests.approvals.support import click, refreshed
 from tests.support.harness import Harness, harness
 from tests.warroom.test_war_room import PAYMENT_ALERT, post_alert

@@ -8,7 +8,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from bot.engine.warroom import WarRoom
+from bot.incidents.warroom import WarRoom
 
 
 def _war_room() -> WarRoom:

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlmodel import select
 
+from bot.decision.views import APPROVE
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident, SlackMessage, Timer
-from bot.views.decision import APPROVE
 from tests.approvals.support import click, declare
 from tests.support.harness import Harness, harness
 from tests.warroom.test_war_room import PAYMENT_ALERT, assert_war_room, post_alert
@@ -95,7 +95,7 @@ async def test_an_alerts_war_room_is_ready_in_four_dependent_round_trips(tmp_pat
         waves.stop()
         phase1 = h.bot.svc.runbook.phases[0]
         assert waves.waves[0] == ["conversations.create"]
-        # The topic follows the phase (bot/engine/channel_dressing.py): set once the room is ready, off this path.
+        # The topic follows the phase (bot/incidents/channel_dressing.py): set once the room is ready, off this path.
         assert waves.waves[1] == sorted(["conversations.invite", "conversations.setPurpose", "chat.postMessage"]), \
             "the header goes out with the invites and the purpose"
         assert waves.waves[2] == ["chat.postMessage", "pins.add"], "Step 1 beside the pin"

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.cli.webserver import start_site
 from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
-from bot.webserver import start_site
 from tests.support.browser import browser_page
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def test_a_drill_typed_in_the_browser_runs_against_the_bot(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "sandbox", "--with-bot", cwd=ROOT,
+        sys.executable, "-m", "bot.cli.main", "sandbox", "--with-bot", cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         assert process.stdout is not None
