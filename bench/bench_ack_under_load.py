@@ -24,8 +24,8 @@ from benchlib import percentile, report
 
 from actions.shell import ShellSpec
 from bot.app import Rollbot
-from bot.cli.webserver import start_site
 from bot.core.config import load_settings
+from bot.core.webserver import start_site
 from bot.sandbox.server import SandboxServer
 
 GOAL_P99_MS = 100.0

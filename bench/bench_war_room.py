@@ -22,8 +22,8 @@ from benchlib import report
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.cli.webserver import start_site
 from bot.core.config import load_settings
+from bot.core.webserver import start_site
 from bot.sandbox.server import SandboxServer
 from bot.store.models import TimelineEvent
 

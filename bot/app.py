@@ -1,4 +1,7 @@
-"""The composition root: builds the store, Slack client, engine modules, Bolt app, web routes and scheduler."""
+"""The composition root: builds the store, Slack client, engine modules, Bolt app, web routes and scheduler.
+
+The one module of bot/ allowed to import `handlers` (tests/test_layout.py): registering them is composition.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from slack_bolt.async_app import AsyncApp
 
+import handlers
 from bot.alerts.intake import AlertIntake
 from bot.alerts.notes import AlertNotes
 from bot.alerts.silencing import AlertSilences
@@ -82,7 +86,7 @@ class Rollbot:
         self.escalation = Escalation(self.svc)
         self.comms = Comms(self.svc)
         self.resolution = Resolution(self.svc, self.warroom)
-        self.executions = Executions(self.svc, self.warroom, self.checklists, approvals=lambda: getattr(self, "approvals", None))
+        self.executions = Executions(self.svc, self.warroom, self.checklists)
         self.approvals = Approvals(self.svc, self.warroom, self.checklists)
         self.silences = AlertSilences(self.svc, self.comms.name)
         self.alert_notes = AlertNotes(self.svc, self.warroom, self.checklists, self.resolution)
@@ -98,37 +102,13 @@ class Rollbot:
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        from handlers import (
-            alerts,
-            alerts_resolved,
-            approvals,
-            authz,
-            checklists,
-            commands,
-            comms,
-            drills,
-            escalation,
-            executions,
-            health,
-            outbox,
-            silences,
-            slack_events,
-            triage,
-        )
-
-        # Each Slack-facing handler module: register(bot) adds its Bolt listeners and /rollback subcommands.
-        for module in (authz, commands, slack_events, checklists, executions, drills, approvals, escalation, comms,
-                       silences, triage, alerts_resolved, outbox):
-            module.register(self)
+        # The composition root is the one module of bot/ that knows the handlers: it hands itself to them.
         self.web = web.Application(client_max_size=1 << 20)
-        for routes in (slack_events, alerts, health):
-            routes.add_routes(self.web, self)
+        handlers.register(self)
 
     def socket_mode_handler(self, app_token: str) -> Any:
         """Socket Mode with the same request handling as /slack/events (dedup, metrics, ack latency)."""
-        from handlers.slack_events import socket_mode_handler
-
-        return socket_mode_handler(self, app_token)
+        return handlers.socket_mode_handler(self, app_token)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

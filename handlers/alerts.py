@@ -15,11 +15,11 @@ from bot.alerts.model import SOURCES, AlertParseError
 from bot.alerts.parsers import parse
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
     from bot.core.events import Outbound
+    from handlers.app import App
 
 
-def alert_auth(bot: Rollbot) -> AlertAuth:
+def alert_auth(bot: App) -> AlertAuth:
     s = bot.settings
     return AlertAuth(
         token=s.alert_token.get_secret_value() if s.alert_token else None,
@@ -27,7 +27,7 @@ def alert_auth(bot: Rollbot) -> AlertAuth:
     )
 
 
-def add_routes(app: web.Application, bot: Rollbot) -> None:
+def add_routes(app: web.Application, bot: App) -> None:
     auth = alert_auth(bot)
 
     async def receive(request: web.Request) -> web.Response:
@@ -69,7 +69,7 @@ def add_routes(app: web.Application, bot: Rollbot) -> None:
     app.router.add_post("/alerts/{source}", receive)
 
 
-async def _declare_and_open(bot: Rollbot, incident_id: str, rest: Outbound) -> None:
+async def _declare_and_open(bot: App, incident_id: str, rest: Outbound) -> None:
     """After the answer: the rest of the declaration (its outbox row's fast path), then the war room. Should the
     rest fail here, the outbox worker writes it later and the war-room promise it schedules opens the room."""
     await bot.svc.events.deliver(rest)

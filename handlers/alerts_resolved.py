@@ -9,10 +9,10 @@ from bot.alerts.views import RESOLVE_ACTION, VALIDATE_ACTION
 from handlers.interaction import click_from, incident_for_message, refuse
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     async def clicked(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         click = click_from(body, action)

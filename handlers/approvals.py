@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from bot.core.errors import Refused
 from bot.decision.approvals import message_key
 from bot.decision.confirm_view import CONFIRM_MODAL, PHRASE, challenge_of, confirm_modal, typed_phrase
 from bot.decision.views import (
@@ -27,19 +28,18 @@ from bot.decision.views import (
     decline_modal,
     declined_reason,
 )
-from bot.steps.checklists import Refused
 from bot.store.models import ApprovalRequest
 from handlers.commands import Ack, add_subcommand
 from handlers.interaction import Click, click_from, incident_for_message, sealed, submit_within_ack, unsealed
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
     from handlers.command_parser import Command
 
 log = logging.getLogger(__name__)
 
 
-async def tell(bot: Rollbot, click: Click, body: dict[str, Any], text: str) -> None:
+async def tell(bot: App, click: Click, body: dict[str, Any], text: str) -> None:
     """An ephemeral answer to the clicker. Through the click's response_url first: it reaches people who are not
     members of the channel (an outsider viewing a public war room), where chat.postEphemeral cannot."""
     url = body.get("response_url")
@@ -55,11 +55,11 @@ async def tell(bot: Rollbot, click: Click, body: dict[str, Any], text: str) -> N
         await bot.svc.slack.ephemeral(click.channel, click.user, text)
 
 
-async def refuse(bot: Rollbot, click: Click, body: dict[str, Any], text: str) -> None:
+async def refuse(bot: App, click: Click, body: dict[str, Any], text: str) -> None:
     await tell(bot, click, body, f":no_entry: {text}")
 
 
-async def request_for_click(bot: Rollbot, click: Click, request_id: str | None = None) -> ApprovalRequest | None:
+async def request_for_click(bot: App, click: Click, request_id: str | None = None) -> ApprovalRequest | None:
     """The approval request whose message was clicked; None for a click that does not come from that message
     (another channel or incident, a stale or forged payload)."""
     if request_id is None:  # the level select carries no request id: it lives on the decision message only
@@ -73,7 +73,7 @@ async def request_for_click(bot: Rollbot, click: Click, request_id: str | None =
     return request if incident is not None and incident.id == request.incident_id else None
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     app = bot.bolt
 
     async def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -195,7 +195,7 @@ def register(bot: Rollbot) -> None:
     add_subcommand("role", _role)
 
 
-async def _change_level(bot: Rollbot, click: Click, body: dict[str, Any], request_id: str | None,
+async def _change_level(bot: App, click: Click, body: dict[str, Any], request_id: str | None,
                         level: str | None) -> None:
     request = await request_for_click(bot, click, request_id)
     if request is None or request.subject != "rollback":
@@ -209,7 +209,7 @@ async def _change_level(bot: Rollbot, click: Click, body: dict[str, Any], reques
     await tell(bot, click, body, message)
 
 
-async def _role(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _role(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     """`/rollback role <role> @user` in an incident channel: a per-incident override, on the timeline."""
     incident = await bot.incidents.by_channel(command.get("channel_id", ""))
     if incident is None:

@@ -15,7 +15,7 @@ from bot.core.authz import RULES, interaction_key
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from bot.app import Rollbot
+    from handlers.app import App
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def interaction_of(body: dict[str, Any]) -> str | None:
     return None
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.middleware
     async def declared_interactions_only(body: dict[str, Any],
                                          next: Callable[[], Awaitable[None]]) -> BoltResponse | None:

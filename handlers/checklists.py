@@ -11,21 +11,21 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
 from bot.core import authz
+from bot.core.errors import Refused
 from bot.incidents.status_view import status_text
 from bot.slack.blocks import truncate
-from bot.steps.checklists import Refused
 from bot.steps.views import parse_checklist_block_id
 from handlers.interaction import click_from, incident_for_message, refuse, sealed, submit_within_ack, tell, unsealed
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 # How long a tick's work may hold its ack: Slack waits 3 s in all.
 TICK_STORED_WITHIN_SECONDS = 2.0  # the tick in the database
 TICK_RENDERED_WITHIN_SECONDS = 1.0  # and, when there is time left, the list re-rendered
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     app = bot.bolt
 
     @app.action("checklist_tick")

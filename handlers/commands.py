@@ -14,13 +14,13 @@ from handlers.command_parser import USAGE, VERSION_RE, Command, CommandError, pa
 from handlers.interaction import sealed, unsealed
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 Ack = Callable[..., Awaitable[None]]
-Subcommand = Callable[["Rollbot", Command, dict[str, Any], Ack], Awaitable[None]]
+Subcommand = Callable[["App", Command, dict[str, Any], Ack], Awaitable[None]]
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.view(CALLBACK_ID)
     async def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         meta = unsealed(bot, body, view)
@@ -68,7 +68,7 @@ def register(bot: Rollbot) -> None:
         await handler(bot, parsed, command, ack)
 
 
-async def _modal(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _modal(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     incident = await bot.incidents.by_channel(command.get("channel_id", ""))
     if incident is not None and incident.status == "open":  # in an incident's channel: that incident, not a new one
         from bot.incidents.status_view import incident_menu_text
@@ -81,11 +81,11 @@ async def _modal(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) 
         bot, declare_modal(bot.svc.runbook, command.get("channel_id", "")), command["user_id"]))
 
 
-async def _help(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _help(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     await ack(response_type="ephemeral", text=USAGE)
 
 
-def declaration_for(bot: Rollbot, cmd: Command, user: str, channel: str | None, drill: bool = False) -> Declaration:
+def declaration_for(bot: App, cmd: Command, user: str, channel: str | None, drill: bool = False) -> Declaration:
     runbook = bot.svc.runbook
     scenario = runbook.scenario(cmd.scenario) if cmd.scenario else None
     trigger = runbook.trigger(scenario.triggers[0]) if scenario and scenario.triggers else None
@@ -96,7 +96,7 @@ def declaration_for(bot: Rollbot, cmd: Command, user: str, channel: str | None, 
                        origin_channel_id=channel, is_drill=drill)
 
 
-async def _start(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _start(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     declaration = declaration_for(bot, cmd, command["user_id"], command.get("channel_id"))
     level = bot.svc.runbook.level(declaration.level)
     await ack(response_type="ephemeral", text=f":rotating_light: Declaring a *{level.title}* rollback incident…")
@@ -108,7 +108,7 @@ async def _start(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) 
     bot.spawn(work())
 
 
-async def _list(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _list(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     incidents = await bot.incidents.open_incidents()
     if not incidents:
         await ack(response_type="ephemeral", text="No open rollback incidents.")
@@ -120,7 +120,7 @@ async def _list(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -
     await ack(response_type="ephemeral", text="*Open rollback incidents*\n" + "\n".join(lines))
 
 
-async def _status(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+async def _status(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
     from bot.incidents.status_view import status_text
 
     incident = await bot.incidents.by_channel(command.get("channel_id", ""))

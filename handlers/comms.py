@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.comms.views import APPROVE, APPROVE_SENT, EDIT, EDIT_MODAL, SENT, edit_modal, parse_button_value
 from bot.core import timeline
+from bot.core.errors import Refused
 from bot.reports.timeline_view import timeline_pages
 from bot.slack.blocks import escape
-from bot.steps.checklists import Refused
 from bot.steps.validation_view import CONFIRM_ALL, TICK
 from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
@@ -25,10 +25,10 @@ from handlers.interaction import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     app = bot.bolt
 
     async def draft_click(ack: Any, body: dict[str, Any], action: dict[str, Any], verb: str) -> None:
@@ -144,7 +144,7 @@ def register(bot: Rollbot) -> None:
         await bot.incidents.note(incident.id, "note", f"Note from a message: {escape(text)}", actor=user)
         await bot.svc.slack.ephemeral(channel, user, "Added to the incident timeline.")
 
-    async def show_timeline(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    async def show_timeline(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         incident = await bot.incidents.by_channel(command.get("channel_id", ""))
         if incident is None:
             await ack(response_type="ephemeral", text="Run `/rollback timeline` in an incident channel.")
@@ -161,7 +161,7 @@ def register(bot: Rollbot) -> None:
                               action={}, response_url=command.get("response_url"))
                 await tell(bot, asker, "Incident timeline", [b.to_dict() for b in blocks])
 
-    async def note(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    async def note(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         incident = await bot.incidents.by_channel(command.get("channel_id", ""))
         if incident is None:
             await ack(response_type="ephemeral", text="Run `/rollback note` in an incident channel.")
@@ -169,7 +169,7 @@ def register(bot: Rollbot) -> None:
         await bot.incidents.note(incident.id, "note", escape(cmd.text[:1000]), actor=command["user_id"])
         await ack(response_type="ephemeral", text="Added to the incident timeline.")
 
-    async def resolve(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    async def resolve(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         incident = await bot.incidents.by_channel(command.get("channel_id", ""))
         if incident is None:
             await ack(response_type="ephemeral", text="Run `/rollback resolve` in the incident channel.")

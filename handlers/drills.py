@@ -8,11 +8,11 @@ from handlers.command_parser import Command
 from handlers.commands import Ack, add_subcommand
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
-    async def drill(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+def register(bot: App) -> None:
+    async def drill(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         scenario = bot.svc.runbook.scenario(cmd.scenario).title if cmd.scenario else "the generic procedure"
         await ack(response_type="ephemeral", text=f":test_tube: Starting a drill of {scenario}…")
         bot.spawn(bot.drills.start(command["user_id"], cmd.scenario, level=cmd.level,

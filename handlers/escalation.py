@@ -11,10 +11,10 @@ from handlers.commands import Ack, add_subcommand
 from handlers.interaction import click_from, refuse
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.action(ACK)
     async def acknowledge(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -30,7 +30,7 @@ def register(bot: Rollbot) -> None:
     async def join(ack: Any) -> None:
         await ack()  # a link button: Slack opens the URL; the click is only acknowledged
 
-    async def contacts(bot: Rollbot, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
+    async def contacts(bot: App, cmd: Command, command: dict[str, Any], ack: Ack) -> None:
         roles = bot.svc.roles
         tiers = {r.id: (await roles.tier(r.id, "primary"), await roles.tier(r.id, "secondary"))
                  for r in bot.svc.runbook.roles}

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from actions.params import format_value
+from bot.core.errors import Refused
 from bot.executions.service import Context, InputRefused, needs_approval, runs_without_form
 from bot.executions.views import (
     CANCEL,
@@ -30,16 +31,15 @@ from bot.executions.views import (
     run_modal,
 )
 from bot.slack.blocks import param_label
-from bot.steps.checklists import Refused
 from handlers.interaction import Click, click_from, incident_for_message, refuse, sealed, unsealed
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 RUN_ACTION = re.compile(r"^run_action\|")
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     app = bot.bolt
 
     @app.action(RUN_ACTION)
@@ -108,7 +108,7 @@ def register(bot: Rollbot) -> None:
         bot.spawn(work())
 
 
-def _button(bot: Rollbot, action_id: str, call: Callable[[str, str], Awaitable[Any]]) -> None:
+def _button(bot: App, action_id: str, call: Callable[[str, str], Awaitable[Any]]) -> None:
     @bot.bolt.action(action_id)
     async def clicked(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -131,7 +131,7 @@ def _button(bot: Rollbot, action_id: str, call: Callable[[str, str], Awaitable[A
         bot.spawn(work())
 
 
-async def _open_run_modal(bot: Rollbot, click: Click) -> None:
+async def _open_run_modal(bot: App, click: Click) -> None:
     parts = click.value.split("|")
     if len(parts) != 3 or click.action.get("action_id") != f"run_action|{parts[1]}":
         await refuse(bot, click, "That Run button is not one of ours.")
@@ -162,7 +162,7 @@ async def _open_run_modal(bot: Rollbot, click: Click) -> None:
     await bot.svc.slack.client.views_open(trigger_id=click.trigger_id, view=modal)
 
 
-def _modal(bot: Rollbot, ctx: Context, click: Click) -> RunModal:
+def _modal(bot: App, ctx: Context, click: Click) -> RunModal:
     action = ctx.action
     try:
         prepared = bot.executions.prepare(ctx, {})
@@ -196,6 +196,6 @@ def _without_stage(ctx: Context, typed: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in typed.items() if not (k == ctx.action.stage_param and ctx.action.stages)}
 
 
-async def _tell(bot: Rollbot, channel: str | None, user: str, text: str) -> None:
+async def _tell(bot: App, channel: str | None, user: str, text: str) -> None:
     if channel:
         await bot.svc.slack.ephemeral(channel, user, text)

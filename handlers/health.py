@@ -11,10 +11,10 @@ from sqlmodel import select
 from bot.store.models import Execution, Incident
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def add_routes(app: web.Application, bot: Rollbot) -> None:
+def add_routes(app: web.Application, bot: App) -> None:
     async def slack_state() -> str:
         """Slack's answer to auth.test, kept in the slack_up gauge. It is reported, never a readiness failure: a
         Slack blip would otherwise take every replica out of the load balancer and drop alert webhooks, while

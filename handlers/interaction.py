@@ -17,7 +17,7 @@ from bot.slack.blocks import truncate
 from bot.store.models import Incident
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,17 @@ def click_from(body: dict[str, Any], action: dict[str, Any]) -> Click:
                  trigger_id=body.get("trigger_id"), action=action, response_url=body.get("response_url"))
 
 
-def _seal_key(bot: Rollbot) -> bytes:
+def _seal_key(bot: App) -> bytes:
     secret = bot.settings.slack_signing_secret
     return hashlib.sha256(b"rollbot-view:" + (secret.get_secret_value() if secret else "").encode()).digest()
 
 
-def _mac(bot: Rollbot, callback_id: str, user: str, metadata: str) -> str:
+def _mac(bot: App, callback_id: str, user: str, metadata: str) -> str:
     message = json.dumps([callback_id, user, metadata]).encode()
     return hmac.new(_seal_key(bot), message, hashlib.sha256).hexdigest()[:32]
 
 
-def sealed(bot: Rollbot, view: View, user: str) -> View:
+def sealed(bot: App, view: View, user: str) -> View:
     """Bind a modal to the person it is opened for: its private metadata carries a MAC of (callback, user, data),
     so a submission by someone else, of another view, or with edited data is refused by `unsealed`."""
     metadata = view.private_metadata or ""
@@ -59,7 +59,7 @@ def sealed(bot: Rollbot, view: View, user: str) -> View:
     return view
 
 
-def unsealed(bot: Rollbot, body: dict[str, Any], view: dict[str, Any]) -> dict[str, Any] | None:
+def unsealed(bot: App, body: dict[str, Any], view: dict[str, Any]) -> dict[str, Any] | None:
     """The JSON data `sealed` put in a submitted view; None when it was not sealed for this user and view."""
     user = str((body.get("user") or {}).get("id", ""))
     try:
@@ -72,7 +72,7 @@ def unsealed(bot: Rollbot, body: dict[str, Any], view: dict[str, Any]) -> dict[s
     return data if hmac.compare_digest(mac, expected) and isinstance(data, dict) else None
 
 
-async def incident_for_message(bot: Rollbot, click: Click, key: str) -> Incident | None:
+async def incident_for_message(bot: App, click: Click, key: str) -> Incident | None:
     """The incident whose `key` message was clicked, or None when the click does not come from it
     (another channel, another incident's message, or a forged payload)."""
     if not click.channel or not click.message_ts:
@@ -86,12 +86,12 @@ async def incident_for_message(bot: Rollbot, click: Click, key: str) -> Incident
     return incident
 
 
-async def refuse(bot: Rollbot, click: Click, text: str) -> None:
+async def refuse(bot: App, click: Click, text: str) -> None:
     """Tell only the person who clicked why not."""
     await tell(bot, click, f":no_entry: {text}")
 
 
-async def tell(bot: Rollbot, click: Click, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+async def tell(bot: App, click: Click, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
     """Tell only the person who clicked. The response_url reaches them even when they are not a channel member
     (an ephemeral would fail with user_not_in_channel)."""
     if click.response_url:
@@ -113,7 +113,7 @@ async def tell(bot: Rollbot, click: Click, text: str, blocks: list[dict[str, Any
 SUBMIT_WITHIN_ACK_SECONDS = 1.5
 
 
-async def submit_within_ack(bot: Rollbot, ack: Callable[..., Awaitable[Any]], user: str,
+async def submit_within_ack(bot: App, ack: Callable[..., Awaitable[Any]], user: str,
                             work: Coroutine[Any, Any, str | None], block_id: str) -> None:
     """Run a form's work and answer Slack with its outcome: `work` returns None when it succeeded or the text of
     why it was refused, shown on the form (`block_id`). When the work outlasts the budget the form is closed at

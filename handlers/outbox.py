@@ -8,10 +8,10 @@ from bot.incidents.parked_view import RETRY_ACTION
 from handlers.interaction import click_from, incident_for_message, refuse
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.action(RETRY_ACTION)
     async def retry(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()

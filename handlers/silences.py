@@ -8,10 +8,10 @@ from bot.incidents.header import SILENCE_ACTION
 from handlers.interaction import click_from, refuse
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.action(SILENCE_ACTION)
     async def silence(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -27,6 +27,6 @@ def register(bot: Rollbot) -> None:
         bot.spawn(work())
 
 
-async def _tell(bot: Rollbot, click: Any, text: str) -> None:
+async def _tell(bot: App, click: Any, text: str) -> None:
     if click.channel:
         await bot.svc.slack.client.chat_postEphemeral(channel=click.channel, user=click.user, text=f":mute: {text}")

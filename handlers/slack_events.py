@@ -21,10 +21,10 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from bot.core.logging_setup import request_id
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.event("app_mention")
     async def on_mention(ack, event, say) -> None:  # type: ignore[no-untyped-def]
         await ack()
@@ -47,7 +47,7 @@ def request_kind(body: str) -> str:
     return "command" if "command=" in body else "other"
 
 
-def add_routes(app: web.Application, bot: Rollbot) -> None:
+def add_routes(app: web.Application, bot: App) -> None:
     assert bot.settings.slack_signing_secret
     verifier = SignatureVerifier(bot.settings.slack_signing_secret.get_secret_value())
 
@@ -71,7 +71,7 @@ def add_routes(app: web.Application, bot: Rollbot) -> None:
     app.router.add_post("/slack/events", slack_events)
 
 
-async def _take(bot: Rollbot, kind: str, event_id: Callable[[], str | None]) -> bool:
+async def _take(bot: App, kind: str, event_id: Callable[[], str | None]) -> bool:
     """Count the request; False for a retried Events API delivery already taken (by any replica, either mode)."""
     bot.metrics.requests.labels(kind).inc()
     if kind == "event" and await _seen_before(bot, event_id()):
@@ -88,7 +88,7 @@ def _event_id(body: str) -> str | None:
     return str(event_id) if event_id else None
 
 
-async def _seen_before(bot: Rollbot, event_id: str | None) -> bool:
+async def _seen_before(bot: App, event_id: str | None) -> bool:
     """Events API deliveries are deduplicated by event_id across replicas; a retry (X-Slack-Retry-Num over HTTP,
     `retry_attempt` in Socket Mode) of one already taken is answered at once and not processed twice."""
     if not event_id:
@@ -110,7 +110,7 @@ class SocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode adapter with what the HTTP route does around each request: a request id, the request
     and ack-latency metrics, and the Events API de-duplication (a duplicate envelope is acked, not processed)."""
 
-    def __init__(self, bot: Rollbot, app_token: str) -> None:
+    def __init__(self, bot: App, app_token: str) -> None:
         super().__init__(bot.bolt, app_token)
         self.bot = bot
 
@@ -128,5 +128,5 @@ class SocketModeHandler(AsyncSocketModeHandler):
         self.bot.metrics.ack_seconds.labels(kind).observe(time.perf_counter() - started)
 
 
-def socket_mode_handler(bot: Rollbot, app_token: str) -> SocketModeHandler:
+def socket_mode_handler(bot: App, app_token: str) -> SocketModeHandler:
     return SocketModeHandler(bot, app_token)

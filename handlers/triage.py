@@ -11,10 +11,10 @@ from bot.store.models import ReceivedAlert
 from handlers.interaction import click_from, refuse, sealed
 
 if TYPE_CHECKING:
-    from bot.app import Rollbot
+    from handlers.app import App
 
 
-def prefill_for(bot: Rollbot, row: ReceivedAlert) -> Prefill:
+def prefill_for(bot: App, row: ReceivedAlert) -> Prefill:
     """The alert's severity picks the level; its name, summary and labels become the description."""
     levels = [lv.id for lv in bot.svc.runbook.levels]
     labels = dict((row.payload or {}).get("labels") or {})
@@ -26,7 +26,7 @@ def prefill_for(bot: Rollbot, row: ReceivedAlert) -> Prefill:
                    description=f"{row.source} alert {row.name}: {summary}\n{pairs}".strip())
 
 
-def register(bot: Rollbot) -> None:
+def register(bot: App) -> None:
     @bot.bolt.action(DECLARE_ACTION)
     async def declare(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()

@@ -9,10 +9,10 @@ import signal
 from aiohttp import web
 
 from bot.app import Rollbot
-from bot.cli.webserver import listen_url
 from bot.core.config import Settings
 from bot.core.heap import settle
 from bot.core.logging_setup import configure as configure_logging
+from bot.core.webserver import listen_url
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 8  # inside the 10 s a scheduler gives a stopping replica

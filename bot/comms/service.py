@@ -17,6 +17,7 @@ from bot.comms.facts import facts
 from bot.comms.views import AUDIENCE, draft_blocks, draft_text, text_version
 from bot.core import authz, drill_guard, timeline, timers
 from bot.core.decider_dm import tell_deciders
+from bot.core.errors import Refused
 from bot.core.people import People
 from bot.core.services import Services
 from bot.core.wallclock import time_of
@@ -24,7 +25,6 @@ from bot.reports import history
 from bot.runbook.model import CommsTemplate
 from bot.runbook.templating import render_template
 from bot.slack.blocks import drill_prefix
-from bot.steps.checklists import Refused
 from bot.store.models import CommsDraft, Incident, Timer
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,9 @@ from enum import Enum
 from typing import NoReturn
 
 from bot.core import timeline
+from bot.core.errors import Refused
 from bot.core.services import Services
 from bot.slack.blocks import mentions
-
-
-class Refused(Exception):
-    """The click or command is not allowed; the message says why, for the user who made it."""
 
 
 class Party(Enum):

@@ -7,6 +7,7 @@ Events (keyword arguments in brackets):
   step_completed [incident_id, step_id, status]   done or skipped
   decided [incident_id, decision]         the rollback decision: approved | declined
   decision_overdue [incident_id]          the level's decision deadline passed undecided
+  approval_needed [incident_id, execution_id, action_id, requested_by]   a requested action needs its approvers
   action_approved [incident_id, execution_id]   a gated action's policy and typed confirmation are satisfied
   action_declined [incident_id, execution_id]   an authorized approver declined a gated action
   execution_finished [incident_id, execution_id, action_id, outcome]

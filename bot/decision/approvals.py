@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import authz, timeline, timers
 from bot.core.clock import utc
 from bot.core.decider_dm import tell_deciders
+from bot.core.errors import Refused
 from bot.core.once import claim_once
 from bot.core.services import Services
 from bot.decision.policy import Ballot, Outcome, Policy, evaluate
@@ -35,7 +36,7 @@ from bot.decision.views import ApprovalView, LevelChoice, RoleLine, VoteLine, ap
 from bot.incidents.warroom import WarRoom
 from bot.runbook.model import Action
 from bot.slack.blocks import clock_time, duration, escape, mentions, param_label
-from bot.steps.checklists import Checklists, Refused
+from bot.steps.checklists import Checklists
 from bot.steps.procedure import procedure_for
 from bot.store.models import (
     ApprovalRequest,
@@ -112,6 +113,7 @@ class Approvals:
         self._dirty: set[str] = set()
         svc.on_declare.append(self._open_rollback_request)
         svc.events.on("war_room_ready", self._on_war_room_ready, name="approvals.on_war_room_ready")
+        svc.events.on("approval_needed", self._on_approval_needed, name="approvals.request_action")
         svc.timers.on(DUE_TIMER, self.on_decision_due)
         svc.timers.on(FOLLOW_UP_TIMER, self.on_follow_up)
 
@@ -493,10 +495,14 @@ class Approvals:
 
     # --- destructive actions ---------------------------------------------------------------------------------
 
+    async def _on_approval_needed(self, incident_id: str, execution_id: str, action_id: str, requested_by: str,
+                                  **_: Any) -> None:
+        await self.request_action(incident_id, execution_id, action_id, requested_by)
+
     async def request_action(self, incident_id: str, execution_id: str, action_id: str, requested_by: str) -> str:
-        """The gate bot/executions/service.py calls: a request with the action's own policy (and its typed phrase),
-        posted as its own message in the incident channel. Idempotent per execution; returns the request id. Later emits
-        `action_approved` or `action_declined` [incident_id, execution_id]."""
+        """What `approval_needed` (bot/executions/service.py) asks for: a request with the action's own policy (and
+        its typed phrase), posted as its own message in the incident channel. Idempotent per execution; returns the
+        request id. Later emits `action_approved` or `action_declined` [incident_id, execution_id]."""
         action = self.svc.runbook.action(action_id)
         now = self.svc.clock.now()
         subject = f"execution:{execution_id}"

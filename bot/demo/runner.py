@@ -17,11 +17,11 @@ from typing import Any
 import aiohttp
 
 from bot.app import Rollbot
-from bot.cli.webserver import start_site
 from bot.core.clock import FakeClock
 from bot.core.config import load_settings
 from bot.core.coord import LocalCoordinator
 from bot.core.heap import settle
+from bot.core.webserver import start_site
 from bot.demo.printer import Printer
 from bot.demo.responders import Responders, StepStuck
 from bot.demo.sim import Simulation

@@ -8,21 +8,29 @@ from the step states and executions every time, so a restart or a second replica
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from sqlmodel import select
 
 from bot.core import authz, timeline
+from bot.core.errors import Refused
 from bot.core.once import claim_once
 from bot.core.services import Services
 from bot.executions import store
 from bot.executions.views import ScenarioStepLine, scenario_blocks, scenario_text
 from bot.runbook.model import Phase
-from bot.steps.checklists import Refused
 from bot.store.models import Claim, Execution
 
-if TYPE_CHECKING:
-    from bot.executions.service import Executions
+
+class Runs(Protocol):
+    """What a scenario needs of the executions (bot/executions/service.py): to request a run and track work."""
+
+    async def request(self, incident_id: str, step_id: str, task_id: str | None, action_id: str, user: str, *,
+                      auto: bool = False) -> Any: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> Any: ...
+
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "active")
@@ -33,7 +41,7 @@ def run_key(incident_id: str) -> str:
 
 
 class ScenarioRunner:
-    def __init__(self, svc: Services, executions: Executions) -> None:
+    def __init__(self, svc: Services, executions: Runs) -> None:
         self.svc = svc
         self.executions = executions
         svc.events.on("step_completed", self._on_change, name="scenario_runner.on_change")

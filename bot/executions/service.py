@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -28,6 +28,7 @@ from actions.runner import ActionRunner
 from actions.shell import enable_subreaper
 from bot.core import authz, drill_guard, timeline
 from bot.core.clock import utc
+from bot.core.errors import Refused
 from bot.core.events import Outbound
 from bot.core.services import Services
 from bot.executions import done_before, store
@@ -57,7 +58,7 @@ from bot.executions.views import (
 )
 from bot.incidents.warroom import WarRoom
 from bot.runbook.model import Action, Danger, Phase, StartWhen, Step, Task, item_id
-from bot.steps.checklists import Checklists, Refused
+from bot.steps.checklists import Checklists
 from bot.steps.procedure import Procedure, procedure_for
 from bot.store.models import Execution, Incident, StepState
 
@@ -78,12 +79,6 @@ class InputRefused(Refused):
     def __init__(self, message: str, param: str | None) -> None:
         super().__init__(message)
         self.param = param
-
-
-class ApprovalGate(Protocol):
-    """bot/decision/approvals.py: asks the action's approvers; later emits action_approved or action_declined."""
-
-    async def request_action(self, incident_id: str, execution_id: str, action_id: str, requested_by: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -142,12 +137,10 @@ def runs_without_form(action: Action) -> bool:
 
 class Executions:
     def __init__(self, svc: Services, warroom: WarRoom, checklists: Checklists,
-                 approvals: Callable[[], ApprovalGate | None] = lambda: None,
                  env: Mapping[str, str] | None = None) -> None:
         self.svc = svc
         self.warroom = warroom
         self.checklists = checklists
-        self._approvals = approvals
         # ROLLBOT_PROMETHEUS_URL as a setting reaches the `prometheus` actions like the environment does.
         self._env = with_prometheus(env, svc.settings.prometheus_url)
         self.base = scripts_base(svc.settings.runbook_path, svc.runbook)
@@ -419,12 +412,11 @@ class Executions:
         return Requested(await self._row(row.id), created=True)
 
     async def _ask_approval(self, ctx: Context, row: Execution) -> None:
-        gate = self._approvals()
-        if gate is None:
-            await self._close_unstarted(row.id, "cancelled", "needs approval, and no approval gate is configured")
-            raise Refused(f"{ctx.action.title} needs approval, and approvals are not available here.")
+        """The decision package asks the action's approvers (`approval_needed`), and answers with
+        `action_approved` or `action_declined`: the two packages meet only through these events."""
         await self._render(row.id)
-        await gate.request_action(ctx.incident.id, row.id, ctx.action.id, row.requested_by)
+        await self.svc.events.emit("approval_needed", change=row.id, incident_id=ctx.incident.id, execution_id=row.id,
+                                   action_id=ctx.action.id, requested_by=row.requested_by)
 
     async def _on_approved(self, incident_id: str, execution_id: str, **_: Any) -> None:
         await self._approve_and_launch(execution_id)

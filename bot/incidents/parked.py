@@ -5,7 +5,7 @@ pending. The post is itself a timer (`parked_notice`), written with the parking,
 from __future__ import annotations
 
 from bot.core import authz, timeline, timers
-from bot.core.authz import Refused
+from bot.core.errors import Refused
 from bot.core.services import Services
 from bot.incidents.parked_view import parked_blocks, parked_text
 from bot.incidents.warroom import WarRoom

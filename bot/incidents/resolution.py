@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.core import authz, timeline, timers
+from bot.core.errors import Refused
 from bot.core.people import People
 from bot.core.services import Services
 from bot.incidents.warroom import WarRoom
@@ -22,7 +23,7 @@ from bot.reports.report import write_report
 from bot.runbook.model import ValidationChecklist
 from bot.slack.blocks import drill_prefix, escape, mentions
 from bot.slack.queue import Priority
-from bot.steps.checklists import Refused, apply_selection
+from bot.steps.checklists import apply_selection
 from bot.steps.procedure import procedure_for
 from bot.steps.validation_view import validation_blocks, validation_step_id, validation_text
 from bot.store.models import ChecklistItemState, Execution, Incident, Timer

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode
 import aiohttp
 from aiohttp import web
 
-from bot.cli.webserver import listen_url, start_site
+from bot.core.webserver import listen_url, start_site
 from bot.sandbox import payloads, webclient
 from bot.sandbox import scopes as method_scopes
 from bot.sandbox.faults import LOST_500, LOST_TIMEOUT, Faults
@@ -116,7 +116,7 @@ class SandboxServer:
         app.router.add_post("/_sandbox/respond/{token}", self._respond)
         app.router.add_post("/_sandbox/upload/{file_id}", self._upload)
         app.router.add_get("/_sandbox/files/{file_id}", self._file)
-        webclient.add_routes(app, self)
+        webclient.add_routes(app, self.feed, self.ui_view)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -452,6 +452,10 @@ class SandboxServer:
 
     def state(self) -> dict[str, Any]:
         return self.ws.state() | {"calls": list(self.calls), "deliveries": list(self.deliveries)}
+
+    def ui_view(self) -> dict[str, Any]:
+        """What the web client renders: the workspace without the call and delivery logs (they grow without bound)."""
+        return self.ws.state() | {"version": self.feed.version, "app_connected": bool(self.app_url or self.sockets.connected)}
 
     async def _state(self, _: web.Request) -> web.Response:
         return web.json_response(self.state())

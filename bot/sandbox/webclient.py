@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from bot.sandbox.server import SandboxServer
 
 STATIC = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
 # The page runs only its own script: even if some text escaped the renderer, no inline script or handler would run.
@@ -67,7 +65,8 @@ def _static(name: str) -> bytes:
     return resources.files("bot.sandbox").joinpath("web", name).read_bytes()
 
 
-def add_routes(app: web.Application, sandbox: SandboxServer) -> None:
+def add_routes(app: web.Application, feed: ChangeFeed, view: Callable[[], dict[str, Any]]) -> None:
+    """The page, its files, the state it renders (`view`, the server's) and the change stream."""
     async def page(request: web.Request) -> web.Response:
         name = request.match_info.get("name", "index.html")
         if name not in STATIC:
@@ -76,15 +75,9 @@ def add_routes(app: web.Application, sandbox: SandboxServer) -> None:
                             headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
 
     async def ui_state(_: web.Request) -> web.Response:
-        return web.json_response(ui_view(sandbox))
+        return web.json_response(view())
 
     app.router.add_get("/", page)
     app.router.add_get("/_sandbox/web/{name}", page)
     app.router.add_get("/_sandbox/ui/state", ui_state)
-    app.router.add_get("/_sandbox/stream", sandbox.feed.stream)
-
-
-def ui_view(sandbox: SandboxServer) -> dict[str, Any]:
-    """What the page renders: the workspace without the call and delivery logs (they grow without bound)."""
-    return sandbox.ws.state() | {"version": sandbox.feed.version,
-                                 "app_connected": bool(sandbox.app_url or sandbox.sockets.connected)}
+    app.router.add_get("/_sandbox/stream", feed.stream)

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import authz, timeline, timers
-from bot.core.authz import Refused
+from bot.core.errors import Refused
 from bot.core.once import claim_once
 from bot.core.services import Services
 from bot.incidents.warroom import WarRoom

@@ -16,7 +16,8 @@ from sqlmodel import SQLModel, select
 
 from bot.app import Rollbot
 from bot.core import authz
-from bot.core.authz import RULES, Refused, Subject, interaction_key
+from bot.core.authz import RULES, Subject, interaction_key
+from bot.core.errors import Refused
 from bot.store.models import CommsDraft, Incident, TimelineEvent
 from handlers.commands import SUBCOMMANDS
 from tests.support.harness import Harness, harness

@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot.cli import runbook as runbook_cli
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.runbook.loader import DEFAULT_RUNBOOK
 from bot.runbook.templating import render_template
 from bot.steps.procedure import procedure_for

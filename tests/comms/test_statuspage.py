@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import select
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.store.models import CommsDraft, Timer
 from tests.comms.test_comms import _draft_message, _open, _work_the_procedure
 from tests.support.harness import Harness, harness

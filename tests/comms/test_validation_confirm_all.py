@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.core.errors import Refused
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
-from bot.steps.checklists import Refused
 from bot.steps.validation_view import CONFIRM_ALL, validation_blocks
 from bot.store.models import ChecklistItemState, Incident, TimelineEvent
 from tests.support.harness import Harness, harness

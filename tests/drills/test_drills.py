@@ -106,8 +106,8 @@ async def test_a_whole_drill_with_statuspage_and_an_http_check_configured_sends_
     from aiohttp import web
     from sqlmodel import select
 
-    from bot.cli.webserver import start_site
     from bot.comms.views import text_version
+    from bot.core.webserver import start_site
     from bot.store.models import CommsDraft, Execution, TimelineEvent
 
     received: list[str] = []

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from bot.core.errors import Refused
 from bot.decision.views import APPROVE
 from bot.executions.service import AUTO, runs_without_form
 from bot.runbook.loader import DEFAULT_RUNBOOK, RunbookError, load_runbook
 from bot.runbook.model import item_id
-from bot.steps.checklists import Refused
 from bot.store.models import ChecklistItemState, Execution, Incident
 from tests.approvals.support import click
 from tests.support.harness import Harness, harness

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.core.errors import Refused
 from bot.executions.done_before import earlier_success
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import item_id
 from bot.slack.blocks import clock_time
-from bot.steps.checklists import Refused
 from bot.store.models import ChecklistItemState, Execution, Incident
 from tests.executions.conftest import HealthServer
 from tests.support.harness import Harness, harness

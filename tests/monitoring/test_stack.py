@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from tests.support.prom import alertmanager, exporter, prometheus, wait_until
 
 pytestmark = pytest.mark.slow  # end to end: scheduled first, so parallel workers finish together

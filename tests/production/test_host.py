@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bot.cli.main import main
-from bot.cli.webserver import listen_url
 from bot.core.config import ConfigError, load_settings
+from bot.core.webserver import listen_url
 from bot.sandbox.server import SandboxServer
 
 OTHER_LOOPBACK = "127.0.0.2"  # Linux routes all of 127/8 to lo: a second address without a second interface

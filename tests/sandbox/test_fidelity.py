@@ -12,7 +12,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
 

@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.signing import sign

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.sandbox.server import SandboxServer
 
 WEB = Path(__file__).resolve().parents[2] / "bot" / "sandbox" / "web"

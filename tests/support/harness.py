@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import Rollbot
-from bot.cli.webserver import start_site
 from bot.core.clock import FakeClock
 from bot.core.config import load_settings
+from bot.core.webserver import start_site
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident
 from tests.support.blockkit import assert_everything_posted_is_valid

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 
 T = TypeVar("T")
 

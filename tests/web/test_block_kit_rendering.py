@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.cli.webserver import start_site
+from bot.core.webserver import start_site
 from bot.sandbox.scopes import every_scope
 from bot.sandbox.server import SandboxServer
 from tests.support.browser import browser_page
