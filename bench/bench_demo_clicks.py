@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook  # noqa: E402
 from bot.runbook.model import Runbook  # noqa: E402
-from bot.steps.procedure import procedure_for  # noqa: E402
+from bot.runbook.procedure import procedure_for  # noqa: E402
 
 HUMAN = ("block_actions", "view_submission", "command")
 TICKS = ("checklist_tick", "validation_tick")

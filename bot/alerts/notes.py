@@ -18,11 +18,11 @@ from sqlmodel import col, select
 from bot.alerts.intake import NOTES_TIMER
 from bot.alerts.views import all_resolved_blocks, all_resolved_text, change_line
 from bot.core import authz, timeline, timers
+from bot.core.room import Room
 from bot.core.services import Services
 from bot.incidents.resolution import Resolution
-from bot.incidents.warroom import WarRoom
+from bot.runbook.procedure import procedure_for
 from bot.steps.checklists import Checklists
-from bot.steps.procedure import procedure_for
 from bot.store.models import Incident, IncidentAlert, ReceivedAlert, Timer
 
 ALL_RESOLVED_TIMER = "alerts_all_resolved"
@@ -34,7 +34,7 @@ def message_key(received_id: int) -> str:
 
 
 class AlertNotes:
-    def __init__(self, svc: Services, warroom: WarRoom, checklists: Checklists, resolution: Resolution) -> None:
+    def __init__(self, svc: Services, warroom: Room, checklists: Checklists, resolution: Resolution) -> None:
         self.svc = svc
         self.warroom = warroom
         self.checklists = checklists

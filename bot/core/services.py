@@ -15,10 +15,10 @@ from bot.core.coord import Coordinator
 from bot.core.events import EventBus
 from bot.core.roles import RoleDirectory
 from bot.core.roster import Roster
+from bot.core.snapshot import Snapshot, load_snapshot
 from bot.core.timers import TimerService
-from bot.executions.specs import prometheus_base, with_prometheus
-from bot.incidents.snapshot import Snapshot, load_snapshot
 from bot.runbook.model import Runbook
+from bot.runbook.prometheus import prometheus_base, with_prometheus
 from bot.slack.gateway import SlackGateway
 from bot.store.db import Database
 from bot.store.models import Incident

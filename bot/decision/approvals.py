@@ -30,14 +30,14 @@ from bot.core.clock import utc
 from bot.core.decider_dm import tell_deciders
 from bot.core.errors import Refused
 from bot.core.once import claim_once
+from bot.core.room import Room
 from bot.core.services import Services
 from bot.decision.policy import Ballot, Outcome, Policy, evaluate
 from bot.decision.views import ApprovalView, LevelChoice, RoleLine, VoteLine, approval_blocks, approval_text
-from bot.incidents.warroom import WarRoom
 from bot.runbook.model import Action
+from bot.runbook.procedure import procedure_for
 from bot.slack.blocks import clock_time, duration, escape, mentions, param_label
 from bot.steps.checklists import Checklists
-from bot.steps.procedure import procedure_for
 from bot.store.models import (
     ApprovalRequest,
     Claim,
@@ -105,7 +105,7 @@ def _insert(session: AsyncSession) -> Any:
 
 
 class Approvals:
-    def __init__(self, svc: Services, warroom: WarRoom, checklists: Checklists) -> None:
+    def __init__(self, svc: Services, warroom: Room, checklists: Checklists) -> None:
         self.svc = svc
         self.warroom = warroom
         self.checklists = checklists

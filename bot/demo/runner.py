@@ -27,9 +27,9 @@ from bot.demo.responders import Responders, StepStuck
 from bot.demo.sim import Simulation
 from bot.demo.stack import health_endpoint, until_interrupted
 from bot.runbook.model import Runbook, Step
+from bot.runbook.procedure import Procedure, procedure_for
 from bot.sandbox.server import SandboxServer
 from bot.slack.queue import SlackCallQueue
-from bot.steps.procedure import Procedure, procedure_for
 
 DEFAULT_SPEED = 90.0  # simulated seconds per real second, for watching: the 30-minute procedure in about 20 s
 # Real-time limits (the sandbox's and the bot's Slack rate limits) run this much faster than Slack's, as if the

@@ -15,8 +15,8 @@ from bot.app import Rollbot
 from bot.core.clock import Clock, ScaledClock, SystemClock
 from bot.core.config import load_settings
 from bot.core.webserver import start_site
-from bot.executions.specs import CHECK_URL_ENV_PREFIX
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
+from bot.runbook.prometheus import CHECK_URL_ENV_PREFIX
 from bot.sandbox.server import SandboxServer
 
 ALERT_TOKEN = "demo-alert-token"

@@ -29,9 +29,9 @@ from bot.core.once import claim_once
 from bot.core.services import Services
 from bot.escalation.views import PageView, acked_text, page_blocks, page_text
 from bot.runbook.model import Rung
+from bot.runbook.procedure import procedure_for
 from bot.slack.blocks import duration, mentions
 from bot.slack.gateway import refused_for_good
-from bot.steps.procedure import procedure_for
 from bot.store.models import Incident, Page, Timer
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,13 @@ from actions.redact import Redactor
 from actions.result import ActionResult, Outcome
 from actions.runner import ActionRunner
 from actions.shell import enable_subreaper
-from bot.core import authz, drill_guard, timeline
+from bot.core import authz, done_before, drill_guard, timeline
 from bot.core.clock import utc
 from bot.core.errors import Refused
 from bot.core.events import Outbound
+from bot.core.room import Room
 from bot.core.services import Services
-from bot.executions import done_before, store
+from bot.executions import store
 from bot.executions.progress import ProgressPoster
 from bot.executions.scenarios import ScenarioRunner
 from bot.executions.specs import (
@@ -39,11 +40,9 @@ from bot.executions.specs import (
     Prepared,
     check_spec,
     prepare,
-    prometheus_base,
     prometheus_spec,
     scripts_base,
     stage_spec,
-    with_prometheus,
 )
 from bot.executions.traffic import StagedRun
 from bot.executions.views import (
@@ -56,10 +55,10 @@ from bot.executions.views import (
     outcome_phrase,
     traffic_decision_text,
 )
-from bot.incidents.warroom import WarRoom
 from bot.runbook.model import Action, Danger, Phase, StartWhen, Step, Task, item_id
+from bot.runbook.procedure import Procedure, procedure_for
+from bot.runbook.prometheus import prometheus_base, with_prometheus
 from bot.steps.checklists import Checklists
-from bot.steps.procedure import Procedure, procedure_for
 from bot.store.models import Execution, Incident, StepState
 
 log = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ def runs_without_form(action: Action) -> bool:
 
 
 class Executions:
-    def __init__(self, svc: Services, warroom: WarRoom, checklists: Checklists,
+    def __init__(self, svc: Services, warroom: Room, checklists: Checklists,
                  env: Mapping[str, str] | None = None) -> None:
         self.svc = svc
         self.warroom = warroom

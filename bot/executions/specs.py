@@ -7,7 +7,6 @@ definitions here, before anything is recorded or run; each becomes one whole arg
 from __future__ import annotations
 
 import os
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,12 +32,11 @@ from actions.shell import DEFAULT_ENV_ALLOWLIST, SCRIPT_KNOBS, ShellSpec
 from actions.templates import fill
 from bot.core import units
 from bot.runbook.model import Action, Runbook
+from bot.runbook.prometheus import CHECK_URL_ENV_PREFIX, PROMETHEUS_URL_ENV, prometheus_base
 from bot.slack.blocks import param_label
 
 # The sample scripts' knobs (speed, forced failure, forced hang) pass through from the bot's environment.
 ENV_ALLOWLIST: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST + SCRIPT_KNOBS
-PROMETHEUS_URL_ENV = "ROLLBOT_PROMETHEUS_URL"  # where `prometheus` actions query, unless the action names a url
-CHECK_URL_ENV_PREFIX = "ROLLBOT_CHECK_URL_"  # ROLLBOT_CHECK_URL_TRAFFIC_HEALTH_CHECK=http://... overrides a check's URL
 VERSION_PARAMS = ("version", "restore_version")  # filled from the incident's `--version` unless typed
 
 
@@ -88,19 +86,6 @@ def check_spec(action: Action, env: Mapping[str, str] | None = None,
     return CheckSpec(url=check_url(action, env), method=action.method, headers=dict(action.headers),
                      expected_status=tuple(action.expect_status), max_latency_ms=action.max_latency_ms,
                      timeout_s=action.timeout_seconds)
-
-
-def prometheus_base(action: Action, env: Mapping[str, str] | None = None) -> str | None:
-    """The Prometheus a `prometheus` action queries: its override, its own `url`, else ROLLBOT_PROMETHEUS_URL;
-    None when nothing is configured (its gates are then a person's call)."""
-    env = os.environ if env is None else env
-    return env.get(CHECK_URL_ENV_PREFIX + action.id.upper()) or action.url or env.get(PROMETHEUS_URL_ENV) or None
-
-
-def with_prometheus(env: Mapping[str, str] | None, url: str | None) -> Mapping[str, str]:
-    """`env` (default: the process environment, read live) with the configured Prometheus (a setting) in it."""
-    base = os.environ if env is None else env
-    return ChainMap({PROMETHEUS_URL_ENV: url}, base) if url else base  # type: ignore[arg-type]
 
 
 def prometheus_spec(action: Action, values: Mapping[str, ParamValue],

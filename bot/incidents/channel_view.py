@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.core.snapshot import Snapshot
 from bot.incidents.header import STAGE_LABELS
-from bot.incidents.snapshot import Snapshot
 from bot.slack.blocks import escape
 
 TOPIC_LIMIT = 250  # conversations.setTopic refuses longer topics (too_long)

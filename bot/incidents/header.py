@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.incidents.snapshot import Snapshot
+from bot.core.snapshot import Snapshot
 from bot.slack.blocks import actor, clock_time, drill_prefix, escape, truncate, whole_minutes
 
 STAGE_LABELS = {

@@ -21,10 +21,10 @@ from bot.incidents.warroom import WarRoom
 from bot.reports import history
 from bot.reports.report import write_report
 from bot.runbook.model import ValidationChecklist
+from bot.runbook.procedure import procedure_for
 from bot.slack.blocks import drill_prefix, escape, mentions
 from bot.slack.queue import Priority
 from bot.steps.checklists import apply_selection
-from bot.steps.procedure import procedure_for
 from bot.steps.validation_view import validation_blocks, validation_step_id, validation_text
 from bot.store.models import ChecklistItemState, Execution, Incident, Timer
 

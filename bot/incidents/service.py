@@ -21,8 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import timeline, timers
 from bot.core.events import Outbound
 from bot.core.services import Services
+from bot.runbook.procedure import procedure_for
 from bot.slack.blocks import escape
-from bot.steps.procedure import procedure_for
 from bot.store.models import Incident, IncidentAlert, StepState
 
 Also = Callable[[AsyncSession, Incident], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.incidents.snapshot import Snapshot
+from bot.core.snapshot import Snapshot
 from bot.slack.blocks import duration, escape
 
 

@@ -19,10 +19,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core import logging_setup, timeline, timers
 from bot.core.services import Services
+from bot.core.snapshot import Snapshot
 from bot.incidents.channel_dressing import ChannelDressing
 from bot.incidents.header import header_blocks, header_text
 from bot.incidents.service import DECLARING, slug
-from bot.incidents.snapshot import Snapshot
 from bot.slack.blocks import escape
 from bot.steps.views import step_blocks, step_text
 from bot.store.models import Incident

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from bot.reports.scorecard import Scorecard, score
 from bot.runbook.model import Condition, Drill, Runbook
-from bot.steps.procedure import Procedure, procedure_for
+from bot.runbook.procedure import Procedure, procedure_for
 from bot.store.db import Database
 from bot.store.models import (
     ApprovalRequest,

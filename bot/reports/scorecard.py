@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.runbook.model import Drill
-from bot.steps.procedure import Procedure
+from bot.runbook.procedure import Procedure
 from bot.store.models import Incident, StepState
 
 

@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import authz, timeline, timers
 from bot.core.errors import Refused
 from bot.core.once import claim_once
+from bot.core.room import Room
 from bot.core.services import Services
-from bot.incidents.warroom import WarRoom
 from bot.runbook.model import Phase, Step, item_id
+from bot.runbook.procedure import Procedure, items_of, procedure_for
 from bot.slack.blocks import clock_time, duration, escape, mentions
-from bot.steps.procedure import Procedure, items_of, procedure_for
 from bot.store.models import ChecklistItemState, Incident, StepState, Timer
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ async def apply_selection(session: AsyncSession, incident_id: str, step_id: str,
 
 
 class Checklists:
-    def __init__(self, svc: Services, warroom: WarRoom) -> None:
+    def __init__(self, svc: Services, warroom: Room) -> None:
         self.svc = svc
         self.warroom = warroom
         svc.on_declare.append(self._schedule_first_phase)

@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.incidents.snapshot import Snapshot
+from bot.core.snapshot import Snapshot
 from bot.runbook.model import Gate, Step, item_id
 from bot.slack.blocks import clock_time, drill_prefix, duration, escape, mentions, minutes, truncate
 from bot.store.models import StepState

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import select
 
 from bot.app import Rollbot
-from bot.steps.procedure import items_of
+from bot.runbook.procedure import items_of
 from bot.store.models import ChecklistItemState, Incident, StepState, TimelineEvent
 from handlers import checklists as checklist_handlers
 from tests.support.harness import Harness, harness

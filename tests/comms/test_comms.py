@@ -12,8 +12,8 @@ from sqlmodel import select
 from bot.cli import runbook as runbook_cli
 from bot.core.webserver import start_site
 from bot.runbook.loader import DEFAULT_RUNBOOK
+from bot.runbook.procedure import procedure_for
 from bot.runbook.templating import render_template
-from bot.steps.procedure import procedure_for
 from bot.store.models import CommsDraft, Incident, TimelineEvent
 from tests.support.harness import Harness, harness
 

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from bot.demo.runner import Demo
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
-from bot.steps.procedure import procedure_for
+from bot.runbook.procedure import procedure_for
 from bot.store.db import Database
 from bot.store.models import ApprovalRequest, Execution, Incident, TimelineEvent, Vote
 from tests.support.blockkit import SCHEMA, assert_everything_posted_is_valid

@@ -11,7 +11,7 @@ import pytest
 
 from bot.core import timeline
 from bot.reports.scorecard import score
-from bot.steps.procedure import procedure_for
+from bot.runbook.procedure import procedure_for
 from bot.store.models import Incident, StepState
 from tests.support.harness import Harness, harness
 

@@ -1,7 +1,7 @@
 """A traffic restore is done once per incident: when the scenario's own step brought traffic to 100 %, Step 8's
 restore task is done by that run (its items tick themselves, no Run button, a Run click is refused saying when it
 ran and nothing starts), while a restore whose last run halted, was rolled back, was interrupted or only dry-ran
-is offered again. Judged from the runs the engine recorded (bot/executions/done_before.py)."""
+is offered again. Judged from the runs the engine recorded (bot/core/done_before.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.core.done_before import earlier_success
 from bot.core.errors import Refused
-from bot.executions.done_before import earlier_success
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from bot.runbook.model import item_id
 from bot.slack.blocks import clock_time

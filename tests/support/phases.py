@@ -3,7 +3,7 @@ are tested on their own)."""
 
 from __future__ import annotations
 
-from bot.steps.procedure import procedure_for
+from bot.runbook.procedure import procedure_for
 from bot.store.models import Incident
 from tests.support.harness import Harness
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.runbook.model import Runbook
-from bot.steps.procedure import procedure_for
+from bot.runbook.procedure import procedure_for
 
 MENTION = re.compile(r"<[@#!][^>]*>")  # <@U123>, <#C123>, <!date^…>: Slack renders these as names and times
 LINK_TARGET = re.compile(r"<(https?://[^|>]*)\|")  # a link's address is not read, its label is

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.snapshot import Snapshot
 from bot.incidents.declare_view import declare_modal
 from bot.incidents.header import header_blocks
-from bot.incidents.snapshot import Snapshot
 from bot.incidents.status_view import status_text
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
-from bot.steps.procedure import items_of, procedure_for
+from bot.runbook.procedure import items_of, procedure_for
 from bot.steps.views import MAX_OPTIONS, step_blocks
 from bot.store.models import ChecklistItemState, Incident, StepState
 from tests.support.blockkit import schema_errors

@@ -187,7 +187,7 @@ async def _skipped(h: Harness, incident_id: str, step_id: str) -> bool:
 
 
 async def _step_id(h: Harness, incident_id: str, number: int) -> str:
-    from bot.steps.procedure import procedure_for
+    from bot.runbook.procedure import procedure_for
 
     incident = await h.only_incident()
     return next(s.id for s in procedure_for(h.bot.svc.runbook, incident.scenario_id).steps() if s.number == number)

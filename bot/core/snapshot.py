@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.executions import done_before
+from bot.core import done_before
 from bot.runbook.model import Runbook, Step
-from bot.steps.procedure import Procedure, procedure_for
+from bot.runbook.procedure import Procedure, procedure_for
 from bot.store.db import Database
 from bot.store.models import (
     ApprovalRequest,
@@ -37,7 +37,7 @@ class Snapshot:
     resolved_alerts: list[dict[str, Any]] = field(default_factory=list)
     approvals: tuple[tuple[str, datetime], ...] = ()  # (user, when) of each approve vote on the rollback
     measured: frozenset[str] = frozenset()  # metric gates a configured Prometheus answers (the rest: a person's call)
-    # (step id, task id) -> what an earlier run already did (bot/executions/done_before.py): no Run button for those
+    # (step id, task id) -> what an earlier run already did (bot/core/done_before.py): no Run button for those
     done_before: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property

@@ -16,8 +16,8 @@ from typing import Any
 
 from bot.core.clock import utc
 from bot.runbook.model import Action
+from bot.runbook.procedure import Procedure
 from bot.slack.blocks import clock_time
-from bot.steps.procedure import Procedure
 from bot.store.models import Execution
 
 MOVED_TRAFFIC = ("succeeded", "failed", "timed_out", "cancelled", "interrupted", "running", "approved")
