@@ -36,7 +36,7 @@ def register(bot: App) -> None:
         click = click_from(body, action)
         parsed = parse_button_value(click.value)
         try:
-            draft, template = await bot.comms._get(parsed[0]) if parsed else (None, None)
+            draft, template = await bot.comms.find_draft(parsed[0]) if parsed else (None, None)
         except Refused:
             draft = template = None
         # Bound to the message it came from: the draft's own keyed message in its own incident's channel.
@@ -53,7 +53,7 @@ def register(bot: App) -> None:
             elif verb == "approve_sent":
                 await bot.comms.approve_and_send(draft_id, click.user, version)
             elif click.trigger_id:
-                draft, template = await bot.comms._authorized("comms_edit", draft_id, click.user, acting=False)
+                draft, template = await bot.comms.authorized("comms_edit", draft_id, click.user, acting=False)
                 await bot.svc.slack.client.views_open(trigger_id=click.trigger_id,
                                                       view=sealed(bot, edit_modal(draft, template.title), click.user))
         except Refused as exc:

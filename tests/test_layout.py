@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 GENERATED = ("bot/migrations/",)  # written by Alembic
@@ -180,3 +182,73 @@ def test_concepts_meet_only_along_declared_edges() -> None:
                          and _package(i.target) not in CONCEPT_EDGES.get(_package(i.source) or "", set())})
     assert undeclared == []
     assert _cycles(CONCEPT_EDGES) == []
+
+
+def _public(package_module: str) -> set[str] | None:
+    """The names a package's `__init__` lists in `__all__`: its public modules, and names it re-exports."""
+    tree = ast.parse(MODULES[package_module].read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return {elt.value for elt in node.value.elts if isinstance(elt, ast.Constant)}  # type: ignore[attr-defined]
+    return None
+
+
+PACKAGES = sorted(m for m, p in MODULES.items() if p.name == "__init__.py" and m.count(".") == 1)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_package_names_its_public_surface(package: str) -> None:
+    public = _public(package)
+    assert public, f"{package}/__init__.py lists no __all__"
+    bound = {alias.asname or alias.name for node in ast.parse(MODULES[package].read_text()).body
+             if isinstance(node, ast.ImportFrom) for alias in node.names}
+    for name in public:
+        assert f"{package}.{name}" in MODULES or name in bound, f"{package}.__all__ names {name}, which it lacks"
+
+
+def test_outside_a_package_only_its_public_modules_are_imported() -> None:
+    reaching = []
+    for imp in IMPORTS:
+        for package in PACKAGES:
+            inside = imp.source == package or imp.source.startswith(package + ".")
+            if inside or not imp.target.startswith(package + "."):
+                continue
+            module = imp.target[len(package) + 1:].split(".")[0]
+            if module not in (_public(package) or set()):
+                reaching.append(imp)
+    assert reaching == []
+
+
+def _home(module: str) -> str:
+    return module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+
+
+def test_no_package_imports_a_private_name_of_another() -> None:
+    # A package's own modules may share its private helpers (bot/alerts/_read.py); nobody outside may.
+    private = [imp for imp in IMPORTS if _home(imp.source) != _home(imp.target)
+               and (imp.name or "").startswith("_") or imp.target.rpartition(".")[2].startswith("_")
+               and _home(imp.source) != _home(imp.target)]
+    assert private == []
+
+
+def _private_attributes(source: str) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append((node.lineno, node.attr))
+    return found
+
+
+def test_handlers_touch_no_private_attribute() -> None:
+    touched = {m: _private_attributes(p.read_text()) for m, p in MODULES.items() if m.startswith("handlers")}
+    assert {m: found for m, found in touched.items() if found} == {}
+
+
+def test_the_private_attribute_reader_tells_another_object_from_self() -> None:
+    assert _private_attributes("bot.comms._get(x)\nself._mine = 1\nbot.__class__") == [(1, "_get")]
+
+
+def test_no_module_is_longer_than_400_lines() -> None:
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}

@@ -86,7 +86,7 @@ class Comms:
 
     async def refresh_text(self, draft_id: int) -> bool:
         """Re-render a draft nobody edited from the facts as they are now (durations, data, what changed)."""
-        draft, template = await self._get(draft_id)
+        draft, template = await self.find_draft(draft_id)
         if draft.status != "draft" or draft.edited_by:
             return False
         return await self._store_text(draft, await self._render_text(draft.incident_id, template))
@@ -141,7 +141,7 @@ class Comms:
                                 f"📝 {drill_prefix(incident.is_drill)}A draft for {AUDIENCE[template.audience]} "
                                 f"waits for your approval: *{template.title}* in <#{header.channel}>")
 
-    async def _get(self, draft_id: int) -> tuple[CommsDraft, CommsTemplate]:
+    async def find_draft(self, draft_id: int) -> tuple[CommsDraft, CommsTemplate]:
         async with self.svc.db.session() as session:
             draft = await session.get(CommsDraft, draft_id)
         if draft is None:
@@ -151,11 +151,11 @@ class Comms:
     async def approve(self, draft_id: int, user: str, version: str | None = None) -> str:
         """Approve the version of the text the approver saw (`version`, from the button): a draft edited since is
         refused, and the conditional UPDATE on the text closes the race with an edit in flight."""
-        draft, template = await self._authorized("comms_approve", draft_id, user)
+        draft, template = await self.authorized("comms_approve", draft_id, user)
         self._same_version(draft, version)
         # The wording approved is the one seen; its figures (durations, data) are refreshed to approval time.
         if await self.refresh_text(draft_id):
-            draft, _ = await self._get(draft_id)
+            draft, _ = await self.find_draft(draft_id)
         now = self.svc.clock.now()
         async with self.svc.db.session() as session:
             result = await session.exec(update(CommsDraft).where(  # type: ignore[call-overload]
@@ -169,9 +169,9 @@ class Comms:
         await self.render(draft_id, note)
         return "approved"
 
-    async def _authorized(self, interaction: str, draft_id: int, user: str,
-                          acting: bool = True) -> tuple[CommsDraft, CommsTemplate]:
-        draft, template = await self._get(draft_id)
+    async def authorized(self, interaction: str, draft_id: int, user: str,
+                         acting: bool = True) -> tuple[CommsDraft, CommsTemplate]:
+        draft, template = await self.find_draft(draft_id)
         await authz.require(self.svc, interaction, user, authz.Subject(draft.incident_id,
                                                                        template_role=template.approver), acting=acting)
         return draft, template
@@ -183,7 +183,7 @@ class Comms:
 
     async def edit(self, draft_id: int, user: str, text: str, version: str | None = None) -> None:
         """Edit a draft or an approved (unsent) one; an approved draft goes back for approval."""
-        draft, template = await self._authorized("comms_edit", draft_id, user)
+        draft, template = await self.authorized("comms_edit", draft_id, user)
         if not text.strip():
             raise Refused("The text cannot be empty.")
         self._same_version(draft, version)
@@ -207,7 +207,7 @@ class Comms:
         await self.mark_sent(draft_id, user)
 
     async def mark_sent(self, draft_id: int, user: str, version: str | None = None) -> None:
-        draft, template = await self._authorized("comms_sent", draft_id, user)
+        draft, template = await self.authorized("comms_sent", draft_id, user)
         self._same_version(draft, version)
         now = self.svc.clock.now()
         async with self.svc.db.session() as session:
@@ -232,7 +232,7 @@ class Comms:
         settings = self.svc.settings
         if not (settings.statuspage_api_key and settings.statuspage_page_id):
             return "Statuspage is not configured: copy this text to your status page."
-        draft, template = await self._get(draft_id)
+        draft, template = await self.find_draft(draft_id)
         async with self.svc.db.session() as session:
             incident = await session.get(Incident, draft.incident_id)
         assert incident is not None

@@ -2,4 +2,4 @@
 
 from bot.demo.runner import run_demo
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "stack"]

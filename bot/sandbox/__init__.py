@@ -2,4 +2,4 @@
 
 from bot.sandbox.server import SandboxServer
 
-__all__ = ["SandboxServer"]
+__all__ = ["SandboxServer", "scopes", "server", "workspace"]
