@@ -38,7 +38,8 @@ from bot.incidents.resolution import Resolution
 from bot.incidents.service import Incidents
 from bot.incidents.warroom import WarRoom
 from bot.runbook.loader import load_runbook
-from bot.slack.gateway import SlackGateway, make_client
+from bot.slack.client import make_client
+from bot.slack.gateway import SlackGateway
 from bot.slack.queue import SlackCallQueue
 from bot.slack.ratelimit import SlackRateLimiter
 from bot.steps.checklists import Checklists

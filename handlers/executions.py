@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from actions.params import format_value
 from bot.core.errors import Refused
-from bot.executions.service import Context, InputRefused, needs_approval, runs_without_form
+from bot.executions.requests import Context, InputRefused, needs_approval, runs_without_form
 from bot.executions.views import (
     CANCEL,
     MODE_BLOCK,

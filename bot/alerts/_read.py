@@ -1,4 +1,7 @@
-"""Typed readers over decoded JSON: each returns the wanted type or raises AlertParseError naming the field."""
+"""Typed readers over decoded JSON: each returns the wanted type or raises AlertParseError naming the field.
+
+Shared by the source parsers (alertmanager, pagerduty, datadog, generic), with `put` for their optional labels.
+"""
 
 from __future__ import annotations
 
@@ -177,3 +180,9 @@ def url(*candidates: str | None) -> str | None:
         if candidate and candidate.strip():
             return candidate.strip()
     return None
+
+
+def put(labels: dict[str, str], key: str, value: str | None) -> None:
+    """Set a label only when the source gave it a value (PagerDuty's and Datadog's optional fields)."""
+    if value:
+        labels[key] = value

@@ -18,7 +18,7 @@ from bot.core import timers
 from bot.core.events import FAST_PATH_GRACE
 from bot.core.once import claim_once
 from bot.core.services import Services
-from bot.slack.gateway import refused_for_good
+from bot.slack.client import refused_for_good
 from bot.store.models import Timer
 
 log = logging.getLogger(__name__)

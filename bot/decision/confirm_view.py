@@ -1,6 +1,6 @@
 """The typed-confirmation modal of a destructive action: the runbook's prompt, the phrase to type, and the input.
 
-The phrase is checked on the server against a stored challenge (bot/decision/approvals.py); the modal only
+The phrase is checked on the server against a stored challenge (bot/decision/confirmation.py); the modal only
 carries the challenge id, never a secret.
 """
 

@@ -16,7 +16,7 @@ from bot.app import Rollbot
 from bot.core.clock import FakeClock
 from bot.demo.printer import Printer
 from bot.demo.sim import Simulation, Stuck
-from bot.executions.service import runs_without_form
+from bot.executions.requests import runs_without_form
 from bot.runbook.model import Step
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.workspace import Message

@@ -16,41 +16,31 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
-import httpx
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import authz, timeline, timers
 from bot.core.once import claim_once
 from bot.core.services import Services
-from bot.escalation.views import PageView, acked_text, page_blocks, page_text
+from bot.escalation.pages import Pages
 from bot.runbook.model import Rung
 from bot.runbook.procedure import procedure_for
 from bot.slack.blocks import duration, mentions
-from bot.slack.gateway import refused_for_good
 from bot.store.models import Incident, Page, Timer
 
 log = logging.getLogger(__name__)
 RUNG = "escalation_rung"
 PAGE_TIMEOUT = "page_timeout"
-PAGE_DELIVERY = "page_delivery"
-DELIVERY_GRACE = timedelta(seconds=30)
-RETRY_SOON = timedelta(seconds=5)
-# What a DM may fail with that a later attempt can fix: Slack 5xx/429, the network, a hung connection.
-RETRYABLE = (SlackApiError, httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError)
 
 
 class Escalation:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+        self.pages = Pages(svc)
         svc.on_declare.append(self._schedule_ladder)
         svc.timers.on(RUNG, self.on_rung)
         svc.timers.on(PAGE_TIMEOUT, self.on_page_timeout, ordered=False)  # each role's page its own deadline
-        svc.timers.on(PAGE_DELIVERY, self.on_page_delivery, ordered=False)  # each page its own delivery
         svc.events.on("war_room_ready", self.page_responders, name="escalation.page_responders")
         svc.events.on("decision_overdue", self.escalate_now, name="escalation.escalate_now")
         svc.events.on("decision_overdue", self.page_decision_secondaries, name="escalation.page_decision_secondaries")
@@ -74,8 +64,8 @@ class Escalation:
         now = self.svc.clock.now()
         for role_id in self.responder_roles(incident):
             role = self.svc.runbook.role(role_id)
-            users = await self._eligible(incident, await self.svc.roles.tier(role_id, "primary"))
-            await self._page(incident, role_id, users, "primary")
+            users = await self.pages.eligible(incident, await self.svc.roles.tier(role_id, "primary"))
+            await self.pages.page(incident, role_id, users, "primary")
             async with self.svc.db.session() as session:
                 await timers.schedule(session, key=f"{incident_id}:{PAGE_TIMEOUT}:{role_id}", kind=PAGE_TIMEOUT,
                                       due_at=now + timedelta(minutes=role.response_minutes or 5),
@@ -93,8 +83,8 @@ class Escalation:
         if acked is not None:
             return
         role = self.svc.runbook.role(role_id)
-        sent = await self._page(incident, role_id, await self._secondaries(incident, role_id), "secondary")
-        await self._thread(incident.id, f"reply:{timer.key}",
+        sent = await self.pages.page(incident, role_id, await self._secondaries(incident, role_id), "secondary")
+        await self.pages.thread(incident.id, f"reply:{timer.key}",
                            f"📟 No acknowledgement from the primary {role.title} within "
                            f"{role.response_minutes:g} min: paging the secondary {mentions(sent)}."
                            if sent else f"📟 No acknowledgement from the primary {role.title}, and no secondary "
@@ -109,9 +99,9 @@ class Escalation:
             return
         for role_id in self.svc.runbook.level(incident.level).approval.roles:
             role = self.svc.runbook.role(role_id)
-            sent = await self._page(incident, role_id, await self._secondaries(incident, role_id), "secondary")
+            sent = await self.pages.page(incident, role_id, await self._secondaries(incident, role_id), "secondary")
             if sent:
-                await self._thread(incident.id, f"reply:secondaries:{role_id}:{','.join(sent)}",
+                await self.pages.thread(incident.id, f"reply:secondaries:{role_id}:{','.join(sent)}",
                                    f"📟 The rollback decision is overdue: paging the secondary "
                                                 f"{role.title} {mentions(sent)}.")
 
@@ -119,7 +109,7 @@ class Escalation:
         """The role's secondary tier without its primaries (a user group may hold both): nobody backs up themself."""
         primaries = set(await self.svc.roles.tier(role_id, "primary"))
         secondaries = [u for u in await self.svc.roles.tier(role_id, "secondary") if u not in primaries]
-        return await self._eligible(incident, secondaries)
+        return await self.pages.eligible(incident, secondaries)
 
     # --- the management ladder ---------------------------------------------------------------------------
 
@@ -142,23 +132,23 @@ class Escalation:
             return
         rung = self._rung(int(timer.payload["level"]))
         role = self.svc.runbook.role(rung.role)
-        users = await self._eligible(incident, await self.svc.roles.members(rung.role, incident.id))
+        users = await self.pages.eligible(incident, await self.svc.roles.members(rung.role, incident.id))
         # A previous attempt (a crash, a retry) may have written some of this rung's pages: the ones not sent go
         # now (keyed: one already in Slack is found, not sent again), and the thread names them too.
         async with self.svc.db.session() as session:
             earlier = (await session.exec(select(Page).where(
                 Page.incident_id == incident.id, Page.role == rung.role, Page.tier == "management"))).all()
-        sent_now = await self._page(incident, rung.role, users, "management")
-        await asyncio.gather(*(self._deliver_or_soon(p.user_id, p.id or 0) for p in earlier if not p.ts))
+        sent_now = await self.pages.page(incident, rung.role, users, "management")
+        await asyncio.gather(*(self.pages.deliver_or_soon(p.user_id, p.id or 0) for p in earlier if not p.ts))
         sent = [u for u in users if u in {p.user_id for p in earlier} or u in sent_now]
         elapsed = (self.svc.clock.now() - incident.declared_at).total_seconds()
         why = f" ({early})" if early else ""
         if incident.is_drill and not users:
-            await self._thread(incident.id, f"reply:{timer.key}",
+            await self.pages.thread(incident.id, f"reply:{timer.key}",
                                f"🧪 Escalation level {rung.level} ({role.title}) reached at "
                                f"+{duration(elapsed)}: not sent, {role.title} is not a drill participant.")
             return
-        await self._thread(incident.id, f"reply:{timer.key}",
+        await self.pages.thread(incident.id, f"reply:{timer.key}",
                            f"📣 Escalation level {rung.level}: {role.title} told at +{duration(elapsed)}"
                            f"{why}: {mentions(sent)}")
 
@@ -199,95 +189,8 @@ class Escalation:
                             f"Escalation stopped ({reason}); {len(left)} level(s) not reached cancelled")
         names = ", ".join(f"level {t.payload['level']} ({self.svc.runbook.role(self._rung(t.payload['level']).role).title})"
                           for t in left)
-        await self._thread(incident_id, "reply:ladder_stopped",
+        await self.pages.thread(incident_id, "reply:ladder_stopped",
                            f"🛑 Escalation stopped: {reason}. Not reached, cancelled: {names}.")
-
-    # --- sending ---------------------------------------------------------------------------------------
-
-    async def _eligible(self, incident: Incident, users: list[str]) -> list[str]:
-        """In a drill, DMs go only to the drill's participants."""
-        if not incident.is_drill:
-            return users
-        participants = set(await self.svc.roles.resolve_contacts(list(self.svc.roster.drill_participants)))
-        return [u for u in users if u in participants]
-
-    async def _page(self, incident: Incident, role_id: str, users: list[str], tier: str) -> list[str]:
-        """One Page row per (incident, role, user, tier), written before the DM together with a delivery timer:
-        a DM lost to a crash, a Slack outage or a network error is sent by that timer, retried until it goes."""
-        recorded: list[tuple[str, int]] = []
-        for user in users:
-            now = self.svc.clock.now()
-            try:
-                async with self.svc.db.session() as session:
-                    page = Page(incident_id=incident.id, role=role_id, user_id=user, tier=tier, sent_at=now)
-                    session.add(page)
-                    await session.flush()
-                    page_id = page.id
-                    role = self.svc.runbook.role(role_id)
-                    verb = "Escalated to" if tier == "management" else "Paged"
-                    timeline.record(session, incident.id, now, "escalated" if tier == "management" else "paged",
-                                    f"{verb} {role.title} <@{user}>" + (" (secondary)" if tier == "secondary" else ""),
-                                    role=role_id, user=user, tier=tier)
-                    # Due after a grace longer than one DM takes, so it never races the DM sent just below.
-                    await timers.schedule(session, key=self._delivery_key(page_id or 0), kind=PAGE_DELIVERY,
-                                          due_at=now + DELIVERY_GRACE, incident_id=incident.id,
-                                          payload={"page": page_id})
-            except IntegrityError:
-                continue  # already paged (a retried timer, another replica)
-            assert page_id is not None
-            recorded.append((user, page_id))
-        # Every row is written (with its delivery timer) first; the DMs then go out side by side, not one by one.
-        delivered = await asyncio.gather(*(self._deliver_or_soon(user, page_id) for user, page_id in recorded))
-        return [user for (user, _), ok in zip(recorded, delivered, strict=True) if ok]
-
-    async def _deliver_or_soon(self, user: str, page_id: int) -> bool:
-        try:
-            return await self._deliver(page_id)
-        except RETRYABLE as exc:
-            log.warning("page to %s failed (%r); its delivery timer retries it", user, exc)
-            async with self.svc.db.session() as session:
-                await session.exec(update(Timer).where(  # type: ignore[call-overload]
-                    Timer.key == self._delivery_key(page_id), Timer.status == "pending").values(
-                        due_at=self.svc.clock.now() + RETRY_SOON))
-            return False
-
-    @staticmethod
-    def _delivery_key(page_id: int) -> str:
-        return f"page:{page_id}:{PAGE_DELIVERY}"
-
-    async def on_page_delivery(self, timer: Timer) -> None:
-        """The DM of a page that was recorded and not (known to be) sent: send it now; raising retries it."""
-        await self._deliver(int(timer.payload["page"]))
-
-    async def _deliver(self, page_id: int) -> bool:
-        """Send the page's DM unless it went already; True when it is sent. A refusal by Slack that no retry can
-        change (no such user, a bot) is said in the thread instead."""
-        async with self.svc.db.session() as session:
-            page = await session.get(Page, page_id)
-        if page is None or page.ts:
-            return page is not None
-        view = await self._view(page.incident_id, page_id)
-        try:
-            channel, ts = await self.svc.slack.dm(page.user_id, page_text(view), page_blocks(view),
-                                                  key=f"page:{page_id}")  # sent once, even if an answer is lost
-        except SlackApiError as exc:
-            if not refused_for_good(exc):
-                raise  # the timer tries again
-            log.warning("page to %s refused: %s", page.user_id, exc.response.get("error"))
-            await self._cancel_delivery(page.incident_id, page_id)
-            await self._thread(page.incident_id, f"reply:page_refused:{page_id}",
-                               f"⚠️ Could not DM <@{page.user_id}> ({exc.response.get('error')}).")
-            return False
-        async with self.svc.db.session() as session:
-            row = await session.get(Page, page_id)
-            assert row is not None
-            row.channel, row.ts = channel, ts
-            await timers.cancel(session, page.incident_id, key_prefix=self._delivery_key(page_id))
-        return True
-
-    async def _cancel_delivery(self, incident_id: str, page_id: int) -> None:
-        async with self.svc.db.session() as session:
-            await timers.cancel(session, incident_id, key_prefix=self._delivery_key(page_id))
 
     async def acknowledge(self, page_id: int, user: str, channel: str | None = None, ts: str | None = None) -> str:
         """`channel`/`ts`: the message the Acknowledge button was clicked in; it must be the page's own DM."""
@@ -313,8 +216,8 @@ class Escalation:
             timeline.record(session, page.incident_id, now, "page_acked",
                             f"{role} <@{user}> acknowledged after {duration(took)}", actor=user, role=page.role,
                             seconds=took)
-        await self._show_page(page)
-        await self._thread(page.incident_id, f"reply:page_acked:{page_id}",
+        await self.pages.show_page(page)
+        await self.pages.thread(page.incident_id, f"reply:page_acked:{page_id}",
                            f"👋 {role} <@{user}> acknowledged after {duration(took)}.")
         return f"Acknowledged after {duration(took)}."
 
@@ -357,46 +260,11 @@ class Escalation:
             if page is None or page.acked_at is None:
                 continue
             titles.append(self.svc.runbook.role(page.role).title)
-            await self._show_page(page, by_acting=True)
+            await self.pages.show_page(page, by_acting=True)
         if titles:
-            await self._thread(incident_id, f"reply:acked_by_acting:{','.join(map(str, sorted(pages)))}",
+            await self.pages.thread(incident_id, f"reply:acked_by_acting:{','.join(map(str, sorted(pages)))}",
                                f"👋 {' and '.join(dict.fromkeys(titles))} <@{user}> is on it "
                                "(acted in the incident): page acknowledged.")
-
-    async def _show_page(self, page: Page, by_acting: bool = False) -> None:
-        """The page's DM as it now stands (acknowledged: no button). Not sent yet: its delivery sends this."""
-        if page.channel and page.ts:
-            view = await self._view(page.incident_id, page.id or 0)
-            await self.svc.slack.call("chat.update", channel=page.channel, ts=page.ts, text=page_text(view),
-                                      blocks=[b.to_dict() for b in page_blocks(view, by_acting=by_acting)])
-
-    async def _view(self, incident_id: str, page_id: int) -> PageView:
-        snap = await self.svc.snapshot(incident_id)
-        async with self.svc.db.session() as session:
-            page = await session.get(Page, page_id)
-        assert page is not None
-        inc, runbook = snap.incident, snap.runbook
-        phase = snap.procedure.phase(inc.phase_id) if inc.phase_id else None
-        leads = [u for r in runbook.incident_lead_roles for u in snap.holders.get(r, [])[:1]] or \
-            [u for users in snap.holders.values() for u in users[:1]]
-        decision = {None: "pending", "approved": "rollback approved", "declined": "rollback declined"}.get(
-            inc.decision, inc.decision or "pending")
-        team = self.svc.slack.team_id
-        url = f"https://app.slack.com/client/{team}/{inc.channel_id}" if team and inc.channel_id else None
-        acked = acked_text((page.acked_at - page.sent_at).total_seconds(), page.acked_at) if page.acked_at else None
-        return PageView(page_id=page_id, kind={"primary": "responder"}.get(page.tier, page.tier),
-                        role_title=runbook.role(page.role).title, incident_id=inc.id, title=inc.title,
-                        level=runbook.level(inc.level).title,
-                        phase=f"{phase.number}. {phase.title}" if phase else "—",
-                        elapsed_seconds=snap.elapsed_seconds, rto_minutes=runbook.objectives.rto_minutes,
-                        working=mentions(leads), decision=decision, channel_id=inc.channel_id, channel_url=url,
-                        is_drill=inc.is_drill, acked_at_text=acked)
-
-    async def _thread(self, incident_id: str, key: str, text: str) -> None:
-        """In the header's thread, once per `key`: a retried row or a lost answer never says it twice."""
-        ref = await self.svc.slack.message_ref(incident_id, "header")
-        if ref is not None:
-            await self.svc.slack.reply(ref.channel, ref.ts, text, owed=(incident_id, key))
 
     async def _incident(self, incident_id: str) -> Incident:
         async with self.svc.db.session() as session:

@@ -3,4 +3,4 @@ progress in the thread, staged traffic restore, scenarios. actions/ runs them, k
 Runbook: Steps 3-9, "Rollback Scenarios and Procedures".
 """
 
-__all__ = ["service", "views"]
+__all__ = ["requests", "service", "views"]

@@ -7,9 +7,7 @@ failure part-way is recorded on the timeline and the whole thing simply runs aga
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,8 +19,9 @@ from bot.core import logging_setup, timeline, timers
 from bot.core.services import Services
 from bot.core.snapshot import Snapshot
 from bot.incidents.channel_dressing import ChannelDressing
+from bot.incidents.channel_naming import channel_name
 from bot.incidents.header import header_blocks, header_text
-from bot.incidents.service import DECLARING, slug
+from bot.incidents.service import DECLARING
 from bot.slack.blocks import escape
 from bot.steps.views import step_blocks, step_text
 from bot.store.models import Incident
@@ -31,30 +30,6 @@ log = logging.getLogger(__name__)
 TOLERATED_INVITE_ERRORS = {"already_in_channel", "cant_invite_self", "user_not_found", "users_not_found",
                            "user_is_restricted", "user_is_bot"}
 RETRY_DELAY = timedelta(seconds=5)
-
-
-_ID_TAIL = re.compile(r"inc-\d{8}-\d{4}(\d{2})-([0-9a-f]+)")
-
-
-def channel_suffix(incident_id: str) -> str:
-    """A short part of the incident id that differs between incidents declared in the same minute.
-
-    Ids are `inc-<date>-<hhmmss>-<random hex>` and unique, so their seconds and random part are unique within
-    the minute the name already shows; any other id shape falls back to a hash of it.
-    """
-    tail = _ID_TAIL.fullmatch(incident_id)
-    if tail is not None:
-        return tail.group(1) + tail.group(2)
-    return hashlib.sha256(incident_id.encode()).hexdigest()[:8]
-
-
-def channel_name(incident: Incident, label: str) -> str:
-    """`inc-<date>-<hhmm>-<label>-<suffix>`: unique per incident, so creating the channel takes one call even
-    when fifty incidents with the same label open in the same minute."""
-    prefix = "drill-" if incident.is_drill else "inc-"
-    suffix = channel_suffix(incident.id)
-    name = f"{prefix}{incident.declared_at:%Y%m%d-%H%M}-{slug(label)}"
-    return f"{name[: 80 - len(suffix) - 1].rstrip('-_')}-{suffix}"
 
 
 # The war room is promised durably: a timer written with the incident opens it if its process dies first, and

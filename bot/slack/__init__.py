@@ -2,4 +2,4 @@
 limits by tier, the scopes table and Block Kit helpers (escaping untrusted text).
 """
 
-__all__ = ["blocks", "gateway", "queue", "ratelimit", "scopes", "tiers"]
+__all__ = ["blocks", "client", "gateway", "queue", "ratelimit", "scopes", "tiers"]

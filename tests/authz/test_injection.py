@@ -112,7 +112,7 @@ async def test_untrusted_text_renders_inert_in_triage_comms_step_threads_and_the
                                   idempotency_key=f"{incident.id}:inj", attempt=9, state="failed", requested_by="U500OC01",
                                   requested_at=now, started_at=now, finished_at=now, exit_code=1, duration_s=1.0,
                                   output=f"checking\n{PAYLOAD}\n", detail=PAYLOAD, data={"kind": "shell"}))
-        await h.bot.executions._render("ex-inj")  # as the run's end shows it, in Step 1's thread
+        await h.bot.executions.rendering.render("ex-inj")  # as the run's end shows it, in Step 1's thread
         step = h.bot.svc.runbook.phases[0].steps[0]
         await h.bot.checklists.complete_step(incident.id, step.id, "U500OC01", "skipped", PAYLOAD)
         await h.command("U100TL01", f'resolve --override "{PAYLOAD}"', channel)

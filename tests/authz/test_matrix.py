@@ -243,7 +243,7 @@ def failed_run(action_id: str, step_id: str, task_id: str, data: dict[str, Any] 
                         data={"kind": "shell", **(data or {})})
         async with h.bot.db.session() as session:
             session.add(row)
-        await h.bot.executions._render(row.id)
+        await h.bot.executions.rendering.render(row.id)
         ctx["execution"] = row.id
         await _quiet(h)
     return setup

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from bot.core.errors import Refused
 from bot.decision.views import APPROVE
-from bot.executions.service import AUTO, runs_without_form
+from bot.executions.requests import AUTO, runs_without_form
 from bot.runbook.loader import DEFAULT_RUNBOOK, RunbookError, load_runbook
 from bot.runbook.model import item_id
 from bot.store.models import ChecklistItemState, Execution, Incident

@@ -21,7 +21,7 @@ from actions.prometheus import PrometheusCheckSpec, judge, run_prometheus_check
 from actions.result import CheckVerdict
 from actions.runner import ActionRunner
 from actions.traffic import Halted, restore_traffic
-from bot.executions.service import AUTO
+from bot.executions.requests import AUTO
 from bot.executions.specs import ActionInputError, prometheus_spec
 from bot.runbook.loader import load_runbook
 from bot.runbook.model import item_id

@@ -19,7 +19,8 @@ from bot.core import timeline, timers
 from bot.core.decider_dm import DECIDER_DM, tell_deciders
 from bot.core.events import FAST_PATH_GRACE
 from bot.sandbox.faults import LOST_500
-from bot.slack.gateway import META_TYPE, SlackGateway, make_client
+from bot.slack.client import make_client
+from bot.slack.gateway import META_TYPE, SlackGateway
 from bot.store.models import CommsDraft, Incident, Page, Timer
 from tests.support.harness import Harness, harness
 

@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.incidents.channel_naming import channel_name
 from bot.incidents.service import new_incident_id
-from bot.incidents.warroom import channel_name
 from bot.store.models import Incident
 from tests.support.harness import harness
 
