@@ -174,7 +174,7 @@ class WarRoom:
         # The channel; then, at once, everything that needs only the channel, the channel's id stored meanwhile
         # (a process dying before that is covered: its channel is adopted by name). The channel's messages go
         # one after another, each after Slack answered the one before: Slack orders messages as they arrive, and
-        # posted side by side Step 2 landed above Step 1 (tests/warroom/test_round_trips.py).
+        # posted side by side Step 2 landed above Step 1 (tests/incidents/test_round_trips.py).
         await asyncio.gather(
             self._invite(inc, people),
             self.svc.slack.call("conversations.setPurpose", channel=inc.channel_id,

@@ -1,7 +1,7 @@
 """The Web API methods the bot calls, the Events API events it subscribes to, and the bot token scope each needs.
 
 The app asks a workspace for exactly the scopes in this table (manifest.yml's `oauth_config.scopes.bot`);
-tests/app/test_scopes.py scans the code for every Web API call and event listener and checks both directions.
+tests/cli/test_scopes.py scans the code for every Web API call and event listener and checks both directions.
 A method needing no scope maps to an empty tuple. Where a Conversations method accepts several scopes (one per
 conversation type), only the scope for the type the bot uses is listed: public incident channels
 (`channels:manage`, not `groups:write`) and one-to-one DMs (`im:write`, not `mpim:write`).

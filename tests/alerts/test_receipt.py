@@ -18,8 +18,8 @@ from bot.incidents.service import DECLARING
 from bot.incidents.warroom import OPEN_GRACE
 from bot.store.models import IncidentAlert, StepState, Timer
 from tests.authz.test_table import _database
+from tests.incidents.test_war_room import PAYMENT_ALERT, post_alert
 from tests.support.harness import Harness, harness
-from tests.warroom.test_war_room import PAYMENT_ALERT, post_alert
 
 
 async def _count(h: Harness, model: type[SQLModel], *where: Any) -> int:

@@ -16,7 +16,7 @@ from bot.executions.requests import AUTO, runs_without_form
 from bot.runbook.loader import DEFAULT_RUNBOOK, RunbookError, load_runbook
 from bot.runbook.model import item_id
 from bot.store.models import ChecklistItemState, Execution, Incident
-from tests.approvals.support import click
+from tests.decision.support import click
 from tests.support.harness import Harness, harness
 
 TL1 = "U100TL01"

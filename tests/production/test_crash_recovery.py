@@ -28,9 +28,9 @@ from bot.sandbox.server import SandboxServer
 from bot.slack.gateway import META_TYPE
 from bot.store.db import Database
 from bot.store.models import CommsDraft, Execution, Incident, Page, SlackMessage, Timer
+from tests.incidents.test_war_room import PAYMENT_ALERT
 from tests.production.test_two_replicas import _port, _serve, _until, ladder_in_seconds
 from tests.support.services import require_postgres
-from tests.warroom.test_war_room import PAYMENT_ALERT
 
 pytestmark = pytest.mark.slow
 # The first process is held at the boundary: the sandbox leaves these calls hanging (unapplied) until the kill,

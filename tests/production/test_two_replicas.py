@@ -26,8 +26,8 @@ from bot.sandbox.server import SandboxServer
 from bot.slack.gateway import META_TYPE
 from bot.store.db import Database
 from bot.store.models import Execution, Incident, Page, TimelineEvent, Timer, Vote
+from tests.incidents.test_war_room import PAYMENT_ALERT
 from tests.support.services import require_postgres, require_redis
-from tests.warroom.test_war_room import PAYMENT_ALERT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 

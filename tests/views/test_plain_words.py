@@ -12,10 +12,10 @@ from bot.executions.views import run_modal
 from bot.runbook.loader import DEFAULT_RUNBOOK, load_runbook
 from handlers.executions import _modal
 from handlers.interaction import Click
-from tests.approvals.test_action_approval import approved_incident_with_a_restore_request
+from tests.decision.test_action_approval import approved_incident_with_a_restore_request
+from tests.incidents.test_war_room import PAYMENT_ALERT, post_alert
 from tests.support.harness import harness
 from tests.support.plain_words import internal_words, offenders
-from tests.warroom.test_war_room import PAYMENT_ALERT, post_alert
 
 RUNBOOK = load_runbook(DEFAULT_RUNBOOK)
 

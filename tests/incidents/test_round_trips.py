@@ -17,9 +17,9 @@ from sqlmodel import select
 from bot.decision.views import APPROVE
 from bot.sandbox.server import SandboxServer
 from bot.store.models import Incident, SlackMessage, Timer
-from tests.approvals.support import click, declare
+from tests.decision.support import click, declare
+from tests.incidents.test_war_room import PAYMENT_ALERT, assert_war_room, post_alert
 from tests.support.harness import Harness, harness
-from tests.warroom.test_war_room import PAYMENT_ALERT, assert_war_room, post_alert
 
 QUIET_LOOKS = 3  # the bot must look idle this many times in a row (20 ms apart) before a wave is answered
 

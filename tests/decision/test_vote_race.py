@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.store.models import ApprovalRequest, TimelineEvent, Vote
-from tests.approvals.support import declare
+from tests.decision.support import declare
 from tests.support.harness import harness
 
 APPROVERS = ("U100TL01", "U200DO01")  # exactly the two needed: the worst case, each must see the other

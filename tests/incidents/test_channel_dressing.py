@@ -9,9 +9,9 @@ import yaml
 
 from bot.decision.views import APPROVE
 from bot.runbook.loader import DEFAULT_RUNBOOK
-from tests.approvals.support import click, refreshed
+from tests.decision.support import click, refreshed
+from tests.incidents.test_war_room import PAYMENT_ALERT, post_alert
 from tests.support.harness import Harness, harness
-from tests.warroom.test_war_room import PAYMENT_ALERT, post_alert
 
 TL = "U100TL01"
 STATUS_PAGE = "https://status.example.com/"

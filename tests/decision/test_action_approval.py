@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from bot.decision.views import ACTION_APPROVE, ACTION_CONFIRM, ACTION_DECLINE, APPROVE
 from bot.store.models import ConfirmationChallenge, Execution, Incident
-from tests.approvals.support import EventLog, action_ids, click, declare, ephemerals, kinds, message
+from tests.decision.support import EventLog, action_ids, click, declare, ephemerals, kinds, message
 from tests.support.harness import Harness, harness
 
 TL1, DB1, OUT, OC1, TL2 = "U100TL01", "U300DB01", "U900OUT1", "U500OC01", "U100TL02"

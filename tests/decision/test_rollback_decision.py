@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.decision.views import APPROVE, CHANGE_LEVEL, DECLINE
 from bot.store.models import ApprovalRequest, Page, RoleOverride, StepState, TimelineEvent, Timer
-from tests.approvals.support import (
+from tests.decision.support import (
     EventLog,
     action_ids,
     click,

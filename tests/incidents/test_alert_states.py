@@ -18,8 +18,8 @@ from sqlmodel import col, select
 
 from bot.alerts.parsers import parse
 from bot.store.models import Incident, TimelineEvent
+from tests.incidents.test_war_room import PAYMENT_ALERT, post_alert
 from tests.support.harness import Harness, harness
-from tests.warroom.test_war_room import PAYMENT_ALERT, post_alert
 
 LEAD = "U100TL01"  # Technical Lead: an incident lead role
 NOT_LEAD = "U200DO01"  # DevOps Lead
