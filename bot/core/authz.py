@@ -198,11 +198,11 @@ async def require(svc: Services, interaction: str, user: str, subject: Subject, 
 
 
 async def acted(svc: Services, incident_id: str, user: str, interaction: str) -> None:
-    """An authorized act in the incident shows the person is on it: the `on_act` hooks acknowledge their pages."""
+    """An authorized act in the incident shows the person is on it: the `acted` event's inline listeners
+    acknowledge their pages, before the click is answered."""
     if interaction == "page_ack" or not incident_id:  # the Ack is its own record
         return
-    for hook in svc.on_act:
-        await hook(incident_id, user, interaction)
+    await svc.events.emit("acted", incident_id=incident_id, user=user, interaction=interaction)
 
 
 async def refuse(svc: Services, interaction: str, user: str, subject: Subject, why: str = "") -> NoReturn:

@@ -2,6 +2,10 @@
 and a reaction is never lost to a crash.
 
 Events (keyword arguments in brackets):
+  declared [session, incident]            inline only: an incident is being written (its transaction); listeners
+                                          schedule what it owes (the war-room promise, deadlines, the ladder)
+  acted [incident_id, user, interaction]  inline only: a person was authorized to act in an incident (a tick, a
+                                          vote, a run...): acting is being there (their pages are acknowledged)
   war_room_ready [incident_id]            channel, invites, header and Phase 1 are up
   phase_started [incident_id, phase_id]   a phase's steps were posted (Phase 1 included)
   step_completed [incident_id, step_id, status]   done or skipped
@@ -61,9 +65,14 @@ class Outbound:
     keys: list[str] = field(default_factory=list)
 
 
+# Events whose listeners run inline only: their arguments are live objects (a session, a row), never a row's payload.
+INLINE_ONLY = frozenset({"declared", "acted"})
+
+
 class EventBus:
     def __init__(self) -> None:
         self._listeners: dict[str, list[tuple[str, Listener]]] = {}
+        self._inline: dict[str, list[tuple[str, Listener]]] = {}
         self.db: Database | None = None
         self.clock: Clock | None = None
         self.timers: TimerService | None = None
@@ -72,9 +81,13 @@ class EventBus:
         self.db, self.clock, self.timers = db, clock, timers
         timers.on(EVENT, self._work)
 
-    def on(self, event: str, listener: Listener, *, name: str) -> None:
-        """Subscribe `listener` under a stable `name` (it is stored in the outbox row that calls it)."""
-        listeners = self._listeners.setdefault(event, [])
+    def on(self, event: str, listener: Listener, *, name: str, inline: bool = False) -> None:
+        """Subscribe `listener` under a stable `name` (it is stored in the outbox row that calls it). `inline`: called
+        at the emit itself, in the caller's transaction (as `session=`, when it has one) and before the caller
+        answers, for work that must commit with the change or happen within the click; not a row, so not retried."""
+        if event in INLINE_ONLY and not inline:
+            raise ValueError(f"{event} is inline only: subscribe with inline=True")
+        listeners = (self._inline if inline else self._listeners).setdefault(event, [])
         if any(n == name for n, _ in listeners):
             raise ValueError(f"listener {name} is already subscribed to {event}")
         listeners.append((name, listener))
@@ -88,12 +101,19 @@ class EventBus:
         `deliver` after the commit. Without a session the rows get their own transaction and are delivered at
         once (for emits from a durable timer handler, which is itself retried). `change` names the state change
         (same change, same rows: emitting twice is harmless); without it every emit is a new change."""
+        for _, hook in self._inline.get(event, []):
+            await hook(**kwargs) if session is None else await hook(session=session, **kwargs)
         if session is None:
+            if not self._listeners.get(event):
+                return Outbound()
             assert self.db is not None, "EventBus.bind was not called"
             async with self.db.session() as own:
-                out = await self.emit(event, own, change=change, **kwargs)
+                out = await self._rows(event, own, change, kwargs)
             await self.deliver(out)
             return Outbound()
+        return await self._rows(event, session, change, kwargs)
+
+    async def _rows(self, event: str, session: AsyncSession, change: str | None, kwargs: dict[str, Any]) -> Outbound:
         assert self.clock is not None, "EventBus.bind was not called"
         change = change or secrets.token_hex(8)
         out = Outbound()

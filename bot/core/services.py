@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.clock import Clock
 from bot.core.config import Settings
@@ -21,11 +19,6 @@ from bot.runbook.model import Runbook
 from bot.runbook.prometheus import prometheus_base, with_prometheus
 from bot.slack.gateway import SlackGateway
 from bot.store.db import Database
-from bot.store.models import Incident
-
-DeclareHook = Callable[[AsyncSession, Incident], Awaitable[None]]
-# (incident_id, user, interaction): someone was just authorized to act in an incident.
-ActHook = Callable[[str, str, str], Awaitable[None]]
 
 
 @dataclass
@@ -40,10 +33,6 @@ class Services:
     coord: Coordinator
     timers: TimerService
     events: EventBus = field(default_factory=EventBus)  # see bot/core/events.py for the event names
-    # Run inside the transaction that creates an incident (timers, approval requests...):
-    on_declare: list[DeclareHook] = field(default_factory=list)
-    # Run when a person is authorized to act in an incident (a tick, a vote, a run...): acting is being there.
-    on_act: list[ActHook] = field(default_factory=list)
     # Where work that must not hold its caller runs (requested re-renders, fast paths after a click or a timer):
     # the app sets its tracked tasks, so `idle` and shutdown wait for them.
     background: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.ensure_future

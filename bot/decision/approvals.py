@@ -45,7 +45,8 @@ class Approvals:
         self._confirmations = Confirmations(svc, self._requests, self._voting)
         self._actions = ActionApprovals(svc, self._requests, self._renderer)
         # The listener names and timer kinds are stored in outbox and timer rows: never renamed.
-        svc.on_declare.append(self._levels.open_rollback_request)
+        svc.events.on("declared", self._levels.open_rollback_request, name="approvals.open_rollback_request",
+                      inline=True)
         svc.events.on("war_room_ready", self._levels.on_war_room_ready, name="approvals.on_war_room_ready")
         svc.events.on("approval_needed", self._actions.on_approval_needed, name="approvals.request_action")
         svc.timers.on(DUE_TIMER, self._levels.on_decision_due)

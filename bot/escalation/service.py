@@ -38,7 +38,7 @@ class Escalation:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.pages = Pages(svc)
-        svc.on_declare.append(self._schedule_ladder)
+        svc.events.on("declared", self._schedule_ladder, name="escalation.schedule_ladder", inline=True)
         svc.timers.on(RUNG, self.on_rung)
         svc.timers.on(PAGE_TIMEOUT, self.on_page_timeout, ordered=False)  # each role's page its own deadline
         svc.events.on("war_room_ready", self.page_responders, name="escalation.page_responders")
@@ -47,7 +47,7 @@ class Escalation:
         svc.events.on("closed", self._stop_ladder, name="escalation.stop_ladder")
         svc.events.on("moment", self._on_moment, name="escalation.on_moment")
         svc.events.on("pages_acked_by_acting", self._show_acked_by_acting, name="escalation.show_acked_by_acting")
-        svc.on_act.append(self.acknowledge_by_acting)
+        svc.events.on("acted", self.acknowledge_by_acting, name="escalation.acknowledge_by_acting", inline=True)
 
     # --- responders ------------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ class WarRoom:
         svc.timers.on(HEADER_TICK, self.on_header_tick)
         svc.timers.on(OPEN_TIMER, self.on_open_timer)
         svc.timers.on(READY_TIMER, self.on_ready_timer)
-        svc.on_declare.append(self._promise_war_room)
+        svc.events.on("declared", self._promise_war_room, name="warroom.promise_war_room", inline=True)
         svc.events.on("war_room_ready", self._start_header_ticks, name="warroom.start_header_ticks")
 
     async def _promise_war_room(self, session: Any, incident: Incident) -> None:

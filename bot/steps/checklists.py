@@ -63,7 +63,7 @@ class Checklists:
     def __init__(self, svc: Services, warroom: Room) -> None:
         self.svc = svc
         self.warroom = warroom
-        svc.on_declare.append(self._schedule_first_phase)
+        svc.events.on("declared", self._schedule_first_phase, name="checklists.schedule_first_phase", inline=True)
         svc.events.on("war_room_ready", self._tick_war_room_work, name="checklists.tick_war_room_work")
         svc.timers.on("step_due", self.on_step_due)
         svc.timers.on("phase_due", self.on_phase_due)

@@ -166,3 +166,46 @@ async def test_two_replicas_on_one_database_work_every_outbox_row_exactly_once(d
     assert sorted((name, kw["n"]) for name, kw in seen) == sorted(
         (name, n) for n in range(30) for name in ("first", "second"))
     assert {r.status for r in await _rows(db)} == {"fired"} and len(await _rows(db)) == 60
+
+
+async def test_an_inline_listener_runs_at_the_emit_in_the_callers_transaction_and_writes_no_row(
+        db: Database) -> None:
+    """`declared` and `acted` are inline only: their listeners run at the emit, inside the caller's session when it
+    has one (what they write commits or rolls back with the change), and leave no outbox row to retry."""
+    clock, seen = FakeClock(T0), list[tuple[str, dict[str, Any]]]()
+    bus, _ = _bus(db, clock, "a", seen)
+
+    async def promise(session: Any, incident: str) -> None:
+        await timers.schedule(session, key=f"{incident}:promise", kind="promise", due_at=T0)
+
+    async def acted(**kwargs: Any) -> None:
+        seen.append(("acted", kwargs))
+
+    bus.on("declared", promise, name="test.promise", inline=True)
+    bus.on("acted", acted, name="test.acted", inline=True)
+    try:
+        async with db.session() as session:
+            await bus.emit("declared", session, incident="inc-1")
+            raise RuntimeError("the declaration fails after its listeners ran")
+    except RuntimeError:
+        pass
+    async with db.session() as session:
+        await bus.emit("declared", session, incident="inc-2")
+    await bus.emit("acted", incident_id="inc-2", user="U1", interaction="step_tick")
+    async with db.session() as session:
+        keys = (await session.exec(select(Timer.key))).all()
+    assert keys == ["inc-2:promise"], "the failed declaration's promise rolled back with it; no event rows"
+    assert seen == [("acted", {"incident_id": "inc-2", "user": "U1", "interaction": "step_tick"})]
+
+
+def test_an_inline_only_event_refuses_a_durable_listener() -> None:
+    async def listener(**_: Any) -> None: ...
+
+    bus = EventBus()
+    for event in ("declared", "acted"):
+        try:
+            bus.on(event, listener, name="test.durable")
+        except ValueError as exc:
+            assert "inline only" in str(exc)
+        else:
+            raise AssertionError(f"{event} took a durable listener")

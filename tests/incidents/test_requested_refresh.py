@@ -12,7 +12,7 @@ from bot.incidents.warroom import WarRoom
 
 
 def _war_room() -> WarRoom:
-    svc: Any = SimpleNamespace(timers=SimpleNamespace(on=lambda *_: None), on_declare=[],
+    svc: Any = SimpleNamespace(timers=SimpleNamespace(on=lambda *_: None),
                                events=SimpleNamespace(on=lambda *_, **__: None))
     return WarRoom(svc)
 
