@@ -16,7 +16,7 @@ from bot.slack.scopes import EVENT_SCOPES, FEATURE_SCOPES, METHOD_SCOPES, bot_sc
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("bot", "handlers", "actions")
 NOT_THE_BOT = ("bot/sandbox/",)  # the local Slack workspace answers the Web API, it does not call it
-GENERIC_CALLERS = ("bot/slack/gateway.py",)  # the gateway's own `call(method)` / `api_call(method)` plumbing
+GENERIC_CALLERS = ("bot/slack/gateway.py", "bot/slack/client.py")  # `call(method)` / `api_call(method)` plumbing
 
 
 def _manifest() -> dict:
