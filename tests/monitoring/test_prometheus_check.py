@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +286,10 @@ async def test_step_7_items_are_proven_by_the_runbooks_queries_and_failures_are_
             "is not < 2 s" in (gated["page_load_p95_check"].detail or "")
         assert "inconclusive" in (gated["db_latency_p95_check"].detail or "") and \
             "no data" in (gated["db_latency_p95_check"].detail or "")
-        assert "175 ms < 200 ms" in (gated["api_latency_p95_check"].output or ""), "judged in the runbook's unit"
+        # Judged in the runbook's unit (ms, not the query's seconds); the quantile of rates scraped a moment apart
+        # moves by a tenth of a millisecond from run to run (174.9 ms once), so the value is read, not matched.
+        judged_ms = re.search(r"([\d.]+) ms < 200 ms", gated["api_latency_p95_check"].output or "")
+        assert judged_ms and abs(float(judged_ms.group(1)) - 175) < 2, gated["api_latency_p95_check"].output
 
         task = h.bot.svc.runbook.step("system_validation").tasks[1]
         by_text = {text: item_id(task.id, i) for i, text in enumerate(task.items)}
