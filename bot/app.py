@@ -6,7 +6,6 @@ The one module of bot/ allowed to import `handlers` (tests/test_layout.py): regi
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -28,6 +27,7 @@ from bot.core.metrics import Metrics
 from bot.core.roles import RoleDirectory
 from bot.core.roster import load_roster
 from bot.core.services import Services
+from bot.core.tasks import TaskSet
 from bot.core.timers import TimerService
 from bot.decision.approvals import Approvals
 from bot.drills.service import Drills
@@ -44,8 +44,6 @@ from bot.slack.queue import SlackCallQueue
 from bot.slack.ratelimit import SlackRateLimiter
 from bot.steps.checklists import Checklists
 from bot.store.db import Database
-
-log = logging.getLogger(__name__)
 
 
 class Rollbot:
@@ -95,7 +93,7 @@ class Rollbot:
         decider_dm.register(self.svc)
         self.bolt = AsyncApp(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                              process_before_response=False, ignoring_self_events_enabled=True)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet("background task")  # the work after an ack, requested re-renders, fast paths
         self.svc.background = self.spawn  # requested re-renders, fast paths: tracked like the work after an ack
         self._scheduler: AsyncIOScheduler | None = None
         self._ticking: asyncio.Task[Any] | None = None
@@ -139,8 +137,7 @@ class Rollbot:
         if self._ticking is not None:  # a tick in flight finishes before the database goes (no CancelledError)
             await asyncio.wait({self._ticking}, timeout=5)
         await self.svc.timers.close(timeout=5)  # and so do the timer handlers it started
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await self.tasks.wait(5)
         await self.svc.coord.close()
         await self.db.dispose()
 
@@ -152,22 +149,14 @@ class Rollbot:
             self._ticking = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Work that continues after the ack; kept referenced so it is not garbage-collected mid-flight."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
+        """Work that continues after the ack."""
+        return self.tasks.spawn(coro)
 
     async def idle(self) -> None:
         """Wait for background work to finish (tests and the demo use it instead of sleeping): ours, and the
         listener work Bolt continues after an ack (its tasks are not exposed, so they are found by name)."""
         while True:
-            pending = set(self._tasks) | {
+            pending = set(self.tasks.running) | {
                 t for t in asyncio.all_tasks() if t is not asyncio.current_task()
                 and "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")}
             if not pending:

@@ -97,8 +97,9 @@ IMPORTS = [imp for module in MODULES for imp in _imports(module)]
 def _package(module: str) -> str | None:
     """`bot.decision.approvals` -> `decision`; None for modules directly in bot/."""
     parts = module.split(".")
-    return parts[1] if parts[0] == "bot" and len(parts) > 2 or (len(parts) == 2 and MODULES[module].name ==
-                                                                  "__init__.py") else None
+    if parts[0] != "bot" or len(parts) < 2:
+        return None
+    return parts[1] if len(parts) > 2 or MODULES[module].name == "__init__.py" else None
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -140,7 +141,7 @@ def test_the_reader_sees_every_module_and_its_imports() -> None:
     # Guards the rules below against passing on an empty graph.
     assert {"bot.app", "bot.core.timers", "bot.decision.approvals", "handlers.checklists", "actions.shell"} <= set(
         MODULES)
-    assert Import("bot.app", "handlers", None, 0).target in {i.target for i in IMPORTS if i.source == "bot.app"}
+    assert "handlers" in {i.target for i in IMPORTS if i.source == "bot.app"}
     assert len(IMPORTS) > 500
 
 
@@ -226,8 +227,7 @@ def _home(module: str) -> str:
 def test_no_package_imports_a_private_name_of_another() -> None:
     # A package's own modules may share its private helpers (bot/alerts/_read.py); nobody outside may.
     private = [imp for imp in IMPORTS if _home(imp.source) != _home(imp.target)
-               and (imp.name or "").startswith("_") or imp.target.rpartition(".")[2].startswith("_")
-               and _home(imp.source) != _home(imp.target)]
+               and ((imp.name or "").startswith("_") or imp.target.rpartition(".")[2].startswith("_"))]
     assert private == []
 
 

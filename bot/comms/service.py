@@ -242,7 +242,7 @@ class Comms:
         base = f"{settings.statuspage_api_url.rstrip('/')}/pages/{settings.statuspage_page_id}/incidents"
         auth = {"Authorization": f"OAuth {settings.statuspage_api_key.get_secret_value()}"}
         async with self.svc.coord.lock(f"statuspage:{draft.incident_id}", ttl=30):
-            incident = await self._incident(draft.incident_id)
+            incident = await self.svc.incident(draft.incident_id)
             page_incident = incident.data.get("statuspage_incident_id")
             if template.id in incident.data.get("statuspage_posted", []):
                 return "Already on Statuspage."
@@ -299,7 +299,7 @@ class Comms:
     async def on_update_due(self, timer: Timer) -> None:
         """The promised status-page update is due: remind the approver (DM and the incident thread)."""
         template = self.template(timer.payload["template"])
-        incident = await self._incident(timer.incident_id or "")
+        incident = await self.svc.incident(timer.incident_id or "")
         if incident.status != "open":
             return
         zone = self.svc.runbook.comms.timezone
@@ -324,10 +324,3 @@ class Comms:
                 CommsDraft.incident_id == incident_id, CommsDraft.status == "draft"))).all()
         return next((self.template(d.template_id) for d in drafts
                      if self.template(d.template_id).audience == "status_page"), None)
-
-    async def _incident(self, incident_id: str) -> Incident:
-        async with self.svc.db.session() as session:
-            incident = await session.get(Incident, incident_id)
-        if incident is None:
-            raise Refused("No such incident.")
-        return incident

@@ -5,4 +5,4 @@ read, the Room protocol, errors and settings. Depends on store, slack and runboo
 
 __all__ = ["authz", "clock", "config", "coord", "coord_redis", "decider_dm", "done_before", "drill_guard",
            "errors", "events", "heap", "logging_setup", "metrics", "once", "people", "roles", "room", "roster",
-           "services", "snapshot", "timeline", "timer_rows", "timers", "units", "wallclock", "webserver"]
+           "services", "snapshot", "tasks", "timeline", "timer_rows", "timers", "units", "wallclock", "webserver"]

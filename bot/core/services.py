@@ -10,6 +10,7 @@ from typing import Any
 from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.coord import Coordinator
+from bot.core.errors import Refused
 from bot.core.events import EventBus
 from bot.core.roles import RoleDirectory
 from bot.core.roster import Roster
@@ -19,6 +20,7 @@ from bot.runbook.model import Runbook
 from bot.runbook.prometheus import prometheus_base, with_prometheus
 from bot.slack.gateway import SlackGateway
 from bot.store.db import Database
+from bot.store.models import Incident
 
 
 @dataclass
@@ -44,6 +46,14 @@ class Services:
         """The `prometheus` actions a configured Prometheus can answer (the rest are a person's call)."""
         env = with_prometheus(None, self.settings.prometheus_url)
         return frozenset(a.id for a in self.runbook.actions if a.kind == "prometheus" and prometheus_base(a, env))
+
+    async def incident(self, incident_id: str) -> Incident:
+        """The incident's row, read in its own session; Refused when there is none (a stale button, a forged id)."""
+        async with self.db.session() as session:
+            incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise Refused("No such incident.")
+        return incident
 
     async def snapshot(self, incident_id: str, with_holders: bool = True) -> Snapshot:
         snap = await load_snapshot(self.db, self.runbook, incident_id, self.clock.now())

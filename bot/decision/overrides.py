@@ -43,7 +43,7 @@ class RoleOverrides:
 
     async def announce_role(self, incident_id: str, role: str, target: str, by: str) -> None:
         """Say it in the war room and re-render the open approvals (their holders changed)."""
-        incident = await self.requests.incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.channel_id:
             await self.svc.slack.reply(incident.channel_id, None, f":bust_in_silhouette: <@{by}> gave <@{target}> "
                                        f"the role *{self.requests.title(role)}* for this incident.",

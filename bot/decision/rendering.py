@@ -114,7 +114,7 @@ class Renderer:
 
     async def announce_decision(self, request: ApprovalRequest) -> None:
         """The rollback's approval or decline, said once in the war room."""
-        incident = await self.requests.incident(request.incident_id)
+        incident = await self.svc.incident(request.incident_id)
         if not incident.channel_id:
             return
         async with self.svc.db.session() as session:

@@ -123,15 +123,8 @@ class Requests:
         return authz.Subject(request.incident_id, policy_roles=tuple(Policy.from_dict(request.policy).roles),
                              requester=request.requested_by)
 
-    async def incident(self, incident_id: str) -> Incident:
-        async with self.svc.db.session() as session:
-            incident = await session.get(Incident, incident_id)
-        if incident is None:
-            raise Refused("No such incident.")
-        return incident
-
     async def require_open(self, incident_id: str) -> Incident:
-        incident = await self.incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.status != "open":
             raise Refused(f"The incident is {incident.status}.")
         return incident

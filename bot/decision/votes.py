@@ -186,7 +186,7 @@ class Votes:
             await self.renderer.announce_decision(request)
             rendered = False
             if decision.status == "approved":
-                incident = await self.requests.incident(incident_id)
+                incident = await self.svc.incident(incident_id)
                 step = procedure_for(self.svc.runbook, incident.scenario_id).decision_step()
                 if step is not None:
                     # Completing the step re-renders the header, the decision already stored: once is enough.

@@ -60,7 +60,7 @@ class Escalation:
         return [r for r in dict.fromkeys(wanted) if runbook.role(r).responder]
 
     async def page_responders(self, incident_id: str, **_: Any) -> None:
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         now = self.svc.clock.now()
         for role_id in self.responder_roles(incident):
             role = self.svc.runbook.role(role_id)
@@ -72,7 +72,7 @@ class Escalation:
                                       incident_id=incident_id, payload={"role": role_id})
 
     async def on_page_timeout(self, timer: Timer) -> None:
-        incident = await self._incident(timer.incident_id or "")
+        incident = await self.svc.incident(timer.incident_id or "")
         role_id = timer.payload["role"]
         if incident.status != "open":
             return
@@ -94,7 +94,7 @@ class Escalation:
         """A missed decision deadline brings in the secondaries of the roles that can decide (for the default
         runbook's immediate and urgent levels: the Technical Lead's and the DevOps Lead's), acknowledged or not.
         One Page row per person and tier makes a repeat harmless."""
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.status != "open" or incident.decision is not None:
             return
         for role_id in self.svc.runbook.level(incident.level).approval.roles:
@@ -127,7 +127,7 @@ class Escalation:
         return next(r for r in self.svc.runbook.escalation.management if r.level == level)
 
     async def on_rung(self, timer: Timer, early: str | None = None) -> None:
-        incident = await self._incident(timer.incident_id or "")
+        incident = await self.svc.incident(timer.incident_id or "")
         if incident.status != "open":
             return
         rung = self._rung(int(timer.payload["level"]))
@@ -265,9 +265,3 @@ class Escalation:
             await self.pages.thread(incident_id, f"reply:acked_by_acting:{','.join(map(str, sorted(pages)))}",
                                f"👋 {' and '.join(dict.fromkeys(titles))} <@{user}> is on it "
                                "(acted in the incident): page acknowledged.")
-
-    async def _incident(self, incident_id: str) -> Incident:
-        async with self.svc.db.session() as session:
-            incident = await session.get(Incident, incident_id)
-        assert incident is not None, incident_id
-        return incident

@@ -14,7 +14,6 @@ the run's message (rendering.py) are its collaborators.
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +25,7 @@ from bot.core import timeline
 from bot.core.errors import Refused
 from bot.core.room import Room
 from bot.core.services import Services
+from bot.core.tasks import TaskSet
 from bot.executions import store
 from bot.executions.automation import Automation
 from bot.executions.heartbeat import Heartbeat
@@ -37,8 +37,6 @@ from bot.executions.specs import Prepared
 from bot.executions.views import command_line, outcome_phrase
 from bot.steps.checklists import Checklists
 from bot.store.models import Execution
-
-log = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 12.0  # SIGTERM, the process groups' grace, SIGKILL, and recording each result
 TRAFFIC_CHOICES = ("rollback", "retry", "continue")
@@ -53,7 +51,7 @@ class Executions:
         self.requests = Requests(svc, env)
         self.runner = ActionRunner(redactor=self.requests.redactor, monotonic=svc.clock.monotonic)
         self.rendering = Renderer(svc, self.requests)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet("execution task")  # runs and scenario steps, awaited by idle() and stop()
         self.runs = LiveRuns(svc, warroom, checklists, self.requests, self.rendering, self.runner, self.spawn)
         self.heartbeat = Heartbeat(svc, self.runs, self.requests, self.rendering)
         self.scenarios = ScenarioRunner(svc, self)
@@ -77,8 +75,7 @@ class Executions:
         await self.heartbeat.stop()
         for live in list(self.runs.live.values()):
             self.runs.stop(live, "shutdown")
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=STOP_WAIT_SECONDS)
+        await self.tasks.wait(STOP_WAIT_SECONDS)
         await self.runner.shutdown()
 
     def wake(self) -> None:
@@ -89,8 +86,7 @@ class Executions:
 
     async def idle(self) -> None:
         """Wait until nothing runs here (tests use it instead of sleeping)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self.tasks.idle()
 
     async def wait(self, execution_id: str) -> Execution:
         """Wait for a local run to end; the row as stored."""
@@ -106,16 +102,7 @@ class Executions:
         return list(self.runs.live)
 
     def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
-        """Background work of this module (runs, scenario steps), kept referenced and awaited by idle()."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("execution task failed", exc_info=task.exception())
+        return self.tasks.spawn(coro, name)
 
     # --- checks (requests.py), for the handlers ------------------------------------------------------------
 
@@ -218,23 +205,22 @@ class Executions:
                 timeline.record(session, ctx.incident.id, now, "execution_requested",
                                 f"{what} {ctx.action.title} requested (Step {ctx.step.number}, attempt {attempt})"
                                 f": {command_line(row.argv)}", actor=user, execution=row.id, action=ctx.action.id)
+                # The decision package asks the action's approvers and answers with `action_approved` or
+                # `action_declined` (the two packages meet only through events); the ask is owed with the row.
+                asked = await self.svc.events.emit(
+                    "approval_needed", session, change=row.id, incident_id=ctx.incident.id, execution_id=row.id,
+                    action_id=ctx.action.id, requested_by=user) if approval else None
             else:
                 existing = await store.by_key(session, key)
         if not created:
             assert existing is not None
             return Requested(existing, created=False)
-        if approval:
-            await self._ask_approval(ctx, row)
+        if asked is not None:
+            await self.rendering.render(row.id)
+            await self.svc.events.deliver(asked)
         else:
             await self._approve_and_launch(row.id)
         return Requested(await self.requests.row(row.id), created=True)
-
-    async def _ask_approval(self, ctx: Context, row: Execution) -> None:
-        """The decision package asks the action's approvers (`approval_needed`), and answers with
-        `action_approved` or `action_declined`: the two packages meet only through these events."""
-        await self.rendering.render(row.id)
-        await self.svc.events.emit("approval_needed", change=row.id, incident_id=ctx.incident.id, execution_id=row.id,
-                                   action_id=ctx.action.id, requested_by=row.requested_by)
 
     async def _on_approved(self, incident_id: str, execution_id: str, **_: Any) -> None:
         await self._approve_and_launch(execution_id)

@@ -44,7 +44,7 @@ class Resolution:
     # --- validation ------------------------------------------------------------------------------------
 
     async def _on_phase_started(self, incident_id: str, phase_id: str | None = None, **_: Any) -> None:
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         phases = procedure_for(self.svc.runbook, incident.scenario_id).phases
         if phase_id == phases[-1].id:  # Phase 4 (validation and recovery) has ended
             await self.post_validation(incident_id)
@@ -59,7 +59,7 @@ class Resolution:
     async def post_validation(self, incident_id: str, only: str | None = None,
                               priority: Priority | None = None) -> None:
         """Post or re-render the validation checklists (`only`: just that one, the one a person ticked)."""
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.status == "open":
             await self._tick_proven(incident)
         ticked = await self._ticked(incident_id)
@@ -140,7 +140,7 @@ class Resolution:
             raise Refused("That validation item is not part of this runbook.")
         await authz.require(self.svc, interaction, user, authz.Subject(
             incident_id, validation_owner=checklist.owner))
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.status != "open":
             raise Refused("The incident is closed.")
         now = self.svc.clock.now()
@@ -171,7 +171,7 @@ class Resolution:
 
     async def check_may_resolve(self, incident_id: str, user: str, override: str | None) -> None:
         await authz.require(self.svc, "/rollback resolve", user, authz.Subject(incident_id))
-        if (await self._incident(incident_id)).status != "open":
+        if (await self.svc.incident(incident_id)).status != "open":
             raise Refused("The incident is already closed.")
         if not override and not await self.validation_complete(incident_id):
             raise Refused("The validation checklists are not complete. Finish them, or resolve with "
@@ -232,7 +232,7 @@ class Resolution:
         """Upload the report unless this very text was uploaded already (a re-run, or nothing changed)."""
         report = await self.report(incident_id)
         digest = hashlib.sha256(report.encode()).hexdigest()
-        incident = await self._incident(incident_id)
+        incident = await self.svc.incident(incident_id)
         if incident.data.get("report_sha256") == digest:
             return report
         report_url = incident.data.get("report_url")
@@ -259,12 +259,12 @@ class Resolution:
 
     async def _on_comms_sent(self, incident_id: str, **_: Any) -> None:
         """A communication sent after resolution (the apology) changes the report: write it again."""
-        if (await self._incident(incident_id)).status == "resolved":
+        if (await self.svc.incident(incident_id)).status == "resolved":
             await self.upload_report(incident_id)
 
     async def on_follow_up(self, timer: Timer) -> None:
         follow = next(f for f in self.svc.runbook.follow_ups if f.id == timer.payload["follow_up"])
-        incident = await self._incident(timer.incident_id or "")
+        incident = await self.svc.incident(timer.incident_id or "")
         owners = await self.svc.roles.members(follow.owner, incident.id)
         items = "\n".join(f"*{g.title}*\n" + "\n".join(f"☐ {i}" for i in g.items) for g in follow.groups)
         text = (f"⏰ {drill_prefix(incident.is_drill)}Follow-up due: *{follow.title}* for {incident.id} "
@@ -278,10 +278,3 @@ class Resolution:
         async with self.svc.db.session() as session:
             timeline.record(session, incident.id, self.svc.clock.now(), "follow_up_due", f"Follow-up due: {follow.title}",
                             follow_up=follow.id)
-
-    async def _incident(self, incident_id: str) -> Incident:
-        async with self.svc.db.session() as session:
-            incident = await session.get(Incident, incident_id)
-        if incident is None:
-            raise Refused("No such incident.")
-        return incident
