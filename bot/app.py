@@ -98,9 +98,6 @@ class Rollbot:
         self._scheduler: AsyncIOScheduler | None = None
         self._ticking: asyncio.Task[Any] | None = None
         self.ready = False
-        self._register_handlers()
-
-    def _register_handlers(self) -> None:
         # The composition root is the one module of bot/ that knows the handlers: it hands itself to them.
         self.web = web.Application(client_max_size=1 << 20)
         handlers.register(self)
@@ -152,13 +149,14 @@ class Rollbot:
         """Work that continues after the ack."""
         return self.tasks.spawn(coro)
 
+    def pending(self) -> set[asyncio.Task[Any]]:
+        """Background work not finished: ours, and the listener work Bolt continues after an ack (its tasks are
+        not exposed, so they are found by name)."""
+        return set(self.tasks.running) | {
+            t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+            and "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")}
+
     async def idle(self) -> None:
-        """Wait for background work to finish (tests and the demo use it instead of sleeping): ours, and the
-        listener work Bolt continues after an ack (its tasks are not exposed, so they are found by name)."""
-        while True:
-            pending = set(self.tasks.running) | {
-                t for t in asyncio.all_tasks() if t is not asyncio.current_task()
-                and "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")}
-            if not pending:
-                return
+        """Wait for background work to finish (tests and the demo use it instead of sleeping)."""
+        while pending := self.pending():
             await asyncio.wait(pending)

@@ -158,9 +158,7 @@ class Simulation:
 
     def _pending(self, executions: bool = True) -> set[asyncio.Task[Any]]:
         """The bot's unfinished work: its own tasks, Bolt's work after an ack, running actions, a timer tick."""
-        tasks = set(self.bot.tasks.running)
-        tasks |= {t for t in asyncio.all_tasks() if t is not asyncio.current_task()
-                  and "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")}
+        tasks = self.bot.pending()
         if executions:
             tasks |= set(self.bot.executions.tasks.running)
         if self._ticking is not None and not self._ticking.done():
